@@ -1,0 +1,3 @@
+module sessiond
+
+go 1.26.8

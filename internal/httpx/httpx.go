@@ -1,0 +1,256 @@
+// Package httpx holds what every HTTP edge of sessiond shares: the body
+// limit, the correlation id, the wire time format, JSON writing and the
+// request logger. It knows no dialect's error format.
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"sessiond"
+)
+
+// DefaultBodyLimit is the default maximum request body size.
+const DefaultBodyLimit = 1 << 20
+
+// MaxJSONDepth is the deepest nesting accepted in a JSON body.
+const MaxJSONDepth = 64
+
+// TimeFormat is the wire format of every time: RFC 3339, UTC, milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime formats t for the wire.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// Time is a time that marshals in the wire format, and as null when zero.
+type Time time.Time
+
+func (t Time) MarshalJSON() ([]byte, error) {
+	if time.Time(t).IsZero() {
+		return []byte("null"), nil
+	}
+	b := make([]byte, 0, len(TimeFormat)+2)
+	b = append(b, '"')
+	b = time.Time(t).UTC().AppendFormat(b, TimeFormat)
+	return append(b, '"'), nil
+}
+
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" || string(b) == `""` {
+		*t = Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseTime(s)
+	if err != nil {
+		return err
+	}
+	*t = Time(v)
+	return nil
+}
+
+// ParseTime accepts any RFC 3339 time (whole or fractional seconds, any
+// offset) and returns it in UTC.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
+// ReadBody reads the whole request body up to limit bytes. A larger body is
+// an ETOOLARGE error; a failed read is EINVALID.
+func ReadBody(r *http.Request, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultBodyLimit
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit)+1))
+	n, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", err)
+	}
+	if n > limit {
+		return nil, tooLarge(limit)
+	}
+	return buf.Bytes(), nil
+}
+
+func tooLarge(limit int64) error {
+	return &sessiond.Error{Code: sessiond.ETOOLARGE, Message: "request body is larger than " + strconv.FormatInt(limit, 10) + " bytes",
+		Details: map[string]any{"limit": limit}}
+}
+
+// CheckDepth returns an EINVALID error if the JSON text nests deeper than
+// MaxJSONDepth. It assumes nothing about validity; it only counts brackets
+// outside strings.
+func CheckDepth(b []byte) error {
+	depth, inStr, esc := 0, false, false
+	for _, c := range b {
+		switch {
+		case inStr:
+			if esc {
+				esc = false
+			} else if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '[' || c == '{':
+			depth++
+			if depth > MaxJSONDepth {
+				return sessiond.Errorf(sessiond.EINVALID, "JSON nests deeper than %d levels", MaxJSONDepth)
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return nil
+}
+
+// DecodeError turns a JSON decoding error into a clear EINVALID error.
+func DecodeError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return sessiond.Errorf(sessiond.EINVALID, "invalid JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return sessiond.Errorf(sessiond.EINVALID, "expected a JSON %s, got %s", te.Type.Kind(), te.Value)
+		}
+		return sessiond.Errorf(sessiond.EINVALID, "%s: expected %s, got %s", field, te.Type.Kind(), te.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return sessiond.Errorf(sessiond.EINVALID, "invalid JSON: unexpected end of input")
+	default:
+		return sessiond.Errorf(sessiond.EINVALID, "invalid JSON: %v", err)
+	}
+}
+
+// CorrelationID returns the request's correlation id: the correlation_id
+// query parameter, else the correlation_id or X-Correlation-Id header.
+func CorrelationID(r *http.Request) string {
+	if r.URL.RawQuery != "" {
+		if v := r.URL.Query().Get("correlation_id"); v != "" {
+			return v
+		}
+	}
+	if v := r.Header.Get("correlation_id"); v != "" {
+		return v
+	}
+	return r.Header.Get("X-Correlation-Id")
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// WriteJSON writes v as JSON with the given status and content type
+// (application/json when empty).
+func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		buf.Reset()
+		buf.WriteString(`{"message":"Internal error"}` + "\n")
+		status = http.StatusInternalServerError
+	}
+	WriteRaw(w, status, contentType, buf.Bytes())
+}
+
+// WriteRaw writes an already encoded JSON body.
+func WriteRaw(w http.ResponseWriter, status int, contentType string, body []byte) {
+	if contentType == "" {
+		contentType = "application/json"
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{contentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+type ctxKey int
+
+const loggerKey ctxKey = 0
+
+// WithLogger returns ctx carrying log.
+func WithLogger(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey, log)
+}
+
+// Logger returns the request logger carried by ctx, or slog.Default().
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// LogError logs an error once, at the edge that answers it: internal
+// errors at Error level with their cause, others at Debug.
+func LogError(r *http.Request, err error) {
+	log := Logger(r.Context())
+	if sessiond.ErrorCode(err) == sessiond.EINTERNAL {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "correlation_id", CorrelationID(r), "err", err)
+		return
+	}
+	if log.Enabled(r.Context(), slog.LevelDebug) {
+		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "correlation_id", CorrelationID(r), "err", err)
+	}
+}
+
+// Middleware puts log in every request's context, recovers panics into a
+// 500 and, at Debug level, logs each request. Per-request logging costs
+// throughput, so it is off at the default Info level.
+func Middleware(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(WithLogger(r.Context(), log))
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "correlation_id", CorrelationID(r), "panic", v)
+				http.Error(w, `{"message":"Internal error"}`, http.StatusInternalServerError)
+			}
+		}()
+		if !log.Enabled(r.Context(), slog.LevelDebug) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration", time.Since(start), "correlation_id", CorrelationID(r), "remote", r.RemoteAddr)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,248 @@
+// Package sessiond is the domain of the session service: the session model,
+// its rules (expiry, closing, ownership, tokens), the Store interface every
+// engine implements and the Service every API dialect calls. It knows
+// nothing of HTTP or SQL.
+package sessiond
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Close reasons, recorded when a session stops being active.
+const (
+	ReasonClosed  = "closed"  // closed by a client
+	ReasonExpired = "expired" // idle timeout or expire_time passed
+	ReasonForced  = "forced"  // force-closed by an operator
+	ReasonRevoked = "revoked" // its API key was revoked
+)
+
+// States shown to operators.
+const (
+	StateActive  = "active"
+	StateClosed  = "closed"
+	StateExpired = "expired"
+)
+
+// Session is the one session record shared by every API.
+//
+// Zero times mean "null": CloseTime is zero while the session is active and
+// ExpireTime is zero when only the idle timeout applies. User and Data hold
+// any JSON value; nil means JSON null.
+type Session struct {
+	ID          string
+	UserID      string
+	UserName    string
+	Active      bool
+	OpenTime    time.Time
+	RequestTime time.Time
+	CloseTime   time.Time
+	ExpireTime  time.Time
+	CloseReason string
+	Address     string
+	Client      string
+	User        json.RawMessage
+	Data        json.RawMessage
+	APIKeyID    string
+	// TokenHash is the SHA-256 of the session token. Engines index it; no API
+	// ever returns it.
+	TokenHash []byte
+}
+
+// Clone returns a deep copy of s.
+func (s *Session) Clone() *Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.User = cloneBytes(s.User)
+	c.Data = cloneBytes(s.Data)
+	c.TokenHash = cloneBytes(s.TokenHash)
+	return &c
+}
+
+func cloneBytes[T ~[]byte](b T) T {
+	if b == nil {
+		return nil
+	}
+	return append(T(nil), b...)
+}
+
+// Deadline returns the instant after which s is dead for the given idle
+// timeout: the earlier of RequestTime+idle and ExpireTime.
+func (s *Session) Deadline(idle time.Duration) time.Time {
+	d := s.RequestTime.Add(idle)
+	if !s.ExpireTime.IsZero() && s.ExpireTime.Before(d) {
+		d = s.ExpireTime
+	}
+	return d
+}
+
+// Alive reports whether s is active and not dead at now.
+func (s *Session) Alive(now time.Time, idle time.Duration) bool {
+	return s.Active && !now.After(s.Deadline(idle))
+}
+
+// State is the operator's view: active, closed or expired.
+func (s *Session) State(now time.Time, idle time.Duration) string {
+	switch {
+	case s.Alive(now, idle):
+		return StateActive
+	case s.Active || s.CloseReason == ReasonExpired:
+		return StateExpired
+	default:
+		return StateClosed
+	}
+}
+
+// Filter selects sessions. Empty strings and nil pointers mean "not set".
+type Filter struct {
+	UserID   string
+	Address  string
+	Client   string
+	APIKeyID *string
+	// Search matches, case-insensitively, a substring of id, user_id,
+	// user_name, address or client.
+	Search string
+	// Active selects alive (true) or not alive (false) sessions, where alive
+	// is judged with Now and IdleTimeout (the Service fills both).
+	Active *bool
+	// State selects by State(Now, IdleTimeout): active, closed or expired.
+	State string
+	// FromTime and ToTime bound OpenTime, inclusive; zero means unbounded.
+	FromTime time.Time
+	ToTime   time.Time
+
+	Now         time.Time
+	IdleTimeout time.Duration
+}
+
+// Match reports whether s satisfies f. Engines that filter in memory use it;
+// engines that filter in a query language must agree with it (the
+// conformance suite checks that they do).
+func (f *Filter) Match(s *Session) bool {
+	if f.UserID != "" && s.UserID != f.UserID {
+		return false
+	}
+	if f.Address != "" && s.Address != f.Address {
+		return false
+	}
+	if f.Client != "" && s.Client != f.Client {
+		return false
+	}
+	if f.APIKeyID != nil && s.APIKeyID != *f.APIKeyID {
+		return false
+	}
+	if f.Active != nil && s.Alive(f.Now, f.IdleTimeout) != *f.Active {
+		return false
+	}
+	if f.State != "" && s.State(f.Now, f.IdleTimeout) != f.State {
+		return false
+	}
+	if !f.FromTime.IsZero() && s.OpenTime.Before(f.FromTime) {
+		return false
+	}
+	if !f.ToTime.IsZero() && s.OpenTime.After(f.ToTime) {
+		return false
+	}
+	if f.Search != "" && !containsFold(f.Search, s.ID, s.UserID, s.UserName, s.Address, s.Client) {
+		return false
+	}
+	return true
+}
+
+// Paging selects a window of an ordered result. Sessions are ordered by
+// OpenTime descending (newest first), then by ID.
+type Paging struct {
+	Skip  int
+	Take  int
+	Total bool
+}
+
+// Page is one window of a result. Total is nil unless Paging.Total was set.
+type Page struct {
+	Total *int64
+	Data  []*Session
+}
+
+// APIKey is a tenant of the JSON-RPC Session API and the gateway.
+type APIKey struct {
+	ID         string
+	Name       string
+	SecretHash []byte
+	Created    time.Time
+}
+
+// Touch is one coalesced request_time update.
+type Touch struct {
+	ID   string
+	Time time.Time
+}
+
+// UpdateFunc changes a session inside an engine's atomic read-modify-write.
+// Returning an error aborts the change for this session only.
+type UpdateFunc func(s *Session) error
+
+// Store is what every storage engine implements. Engines store, index,
+// filter, page and notify; every rule lives in Service.
+//
+// All methods are safe for concurrent use. A method returns only after its
+// write is durable by the engine's standard (on disk for the embedded
+// engine, committed for PostgreSQL, acknowledged for Redis).
+type Store interface {
+	// Create stores a new session. ECONFLICT if the id or token hash exists.
+	Create(ctx context.Context, s *Session) error
+	// Get returns the session with the id. ENOTFOUND if there is none.
+	Get(ctx context.Context, id string) (*Session, error)
+	// GetByTokenHash returns the session with the token hash. ENOTFOUND if
+	// there is none.
+	GetByTokenHash(ctx context.Context, hash []byte) (*Session, error)
+	// Update reads the session, calls fn on a copy and, if fn returns nil,
+	// stores the copy, atomically with respect to every other write of that
+	// session. It returns the stored session. ENOTFOUND if there is none;
+	// fn's error, unchanged, if fn fails.
+	Update(ctx context.Context, id string, fn UpdateFunc) (*Session, error)
+	// Delete removes the session and returns it. ENOTFOUND if there is none.
+	Delete(ctx context.Context, id string) (*Session, error)
+	// List returns the sessions matching f, newest OpenTime first (ties by
+	// ID), windowed by p, with the total of all matches when p.Total.
+	List(ctx context.Context, f Filter, p Paging) (*Page, error)
+	// Touch raises RequestTime of each active session to the given time if it
+	// is later. Unknown or inactive sessions are skipped, not errors.
+	// It may be less durable than other writes (see docs/design.md).
+	Touch(ctx context.Context, touches []Touch) error
+	// CloseExpired closes every active session that is dead at now for the
+	// idle timeout, exactly as Service closes one (Active=false,
+	// CloseTime=RequestTime=now, User=Data=nil, CloseReason=expired), and
+	// returns their ids.
+	CloseExpired(ctx context.Context, now time.Time, idle time.Duration) ([]string, error)
+	// Purge deletes closed sessions whose CloseTime is before the given time
+	// and returns their ids.
+	Purge(ctx context.Context, closedBefore time.Time) ([]string, error)
+
+	// CreateAPIKey stores a new key. ECONFLICT if the id exists.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// GetAPIKey returns the key. ENOTFOUND if there is none.
+	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
+	// ListAPIKeys returns every key, oldest first.
+	ListAPIKeys(ctx context.Context) ([]*APIKey, error)
+	// DeleteAPIKey removes the key. ENOTFOUND if there is none.
+	DeleteAPIKey(ctx context.Context, id string) error
+
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store after flushing pending writes.
+	Close() error
+}
+
+// Clock tells the time. Tests use a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock, truncated to milliseconds (the precision
+// of every wire format).
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
