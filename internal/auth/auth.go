@@ -1,0 +1,80 @@
+// Package auth reads client credentials from HTTP headers. The JSON-RPC
+// Session API, the gateway and the files API all authenticate the same way
+// (SPEC section 5): a session token first, then APIKey/Secret.
+package auth
+
+import (
+	"net/http"
+	"strings"
+
+	"sessiond"
+)
+
+// Headers names the headers sessiond reads and sets. All are configurable.
+type Headers struct {
+	Token      string // session token from the client
+	APIKey     string // API key id from the client
+	Secret     string // API key secret from the client
+	SessionID  string // session id, set by sessiond for backends
+	SessionDir string // session directory, set by sessiond for backends
+}
+
+// DefaultHeaders are the header names of SPEC sections 5 and 6.
+var DefaultHeaders = Headers{
+	Token:      "Xdata-Session-Token",
+	APIKey:     "APIKey",
+	Secret:     "Secret",
+	SessionID:  "Xdata-Session-Id",
+	SessionDir: "Xdata-Session-Dir",
+}
+
+// WithDefaults fills empty names with the defaults.
+func (h Headers) WithDefaults() Headers {
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&h.Token, DefaultHeaders.Token)
+	set(&h.APIKey, DefaultHeaders.APIKey)
+	set(&h.Secret, DefaultHeaders.Secret)
+	set(&h.SessionID, DefaultHeaders.SessionID)
+	set(&h.SessionDir, DefaultHeaders.SessionDir)
+	return h
+}
+
+// Credentials reads the credentials of r: the token header, else an
+// `Authorization: Bearer` token, and the APIKey and Secret headers.
+func (h Headers) Credentials(r *http.Request) sessiond.Credentials {
+	c := sessiond.Credentials{
+		Token:  strings.TrimSpace(r.Header.Get(h.Token)),
+		APIKey: strings.TrimSpace(r.Header.Get(h.APIKey)),
+		Secret: strings.TrimSpace(r.Header.Get(h.Secret)),
+	}
+	if c.Token == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			c.Token = strings.TrimSpace(a[7:])
+		}
+	}
+	return c
+}
+
+// Strip removes from hdr every header that carries credentials or that
+// only sessiond may set, matching names case-insensitively and with '_'
+// and '-' treated alike, so that no variant of them reaches a backend.
+func (h Headers) Strip(hdr http.Header) {
+	drop := []string{norm(h.Token), norm(h.Secret), norm(h.SessionID), norm(h.SessionDir), "authorization"}
+	for name := range hdr {
+		n := norm(name)
+		for _, d := range drop {
+			if n == d {
+				delete(hdr, name)
+				break
+			}
+		}
+	}
+}
+
+func norm(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+}
