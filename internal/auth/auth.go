@@ -59,13 +59,24 @@ func (h Headers) Credentials(r *http.Request) sessiond.Credentials {
 	return c
 }
 
-// Strip removes from hdr every header that carries credentials or that
-// only sessiond may set, matching names case-insensitively and with '_'
-// and '-' treated alike, so that no variant of them reaches a backend.
+// Strip removes from hdr every header that carries sessiond credentials or
+// that only sessiond may set (token, APIKey, Secret, session id and dir,
+// and an `Authorization: Bearer` token), matching names case-insensitively
+// and with '_' and '-' treated alike, so that no variant of them reaches a
+// backend. Other Authorization schemes are the backend's own and are kept.
 func (h Headers) Strip(hdr http.Header) {
-	drop := []string{norm(h.Token), norm(h.Secret), norm(h.SessionID), norm(h.SessionDir), "authorization"}
-	for name := range hdr {
+	drop := []string{norm(h.Token), norm(h.APIKey), norm(h.Secret), norm(h.SessionID), norm(h.SessionDir)}
+	for name, vals := range hdr {
 		n := norm(name)
+		if n == "authorization" {
+			for _, v := range vals {
+				if len(v) >= 7 && strings.EqualFold(v[:7], "bearer ") {
+					delete(hdr, name)
+					break
+				}
+			}
+			continue
+		}
 		for _, d := range drop {
 			if n == d {
 				delete(hdr, name)
