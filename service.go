@@ -464,6 +464,14 @@ func (s *Service) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
 	return s.store.ListAPIKeys(ctx)
 }
 
+// GetAPIKey returns one key (never its secret, which is not stored).
+func (s *Service) GetAPIKey(ctx context.Context, id string) (*APIKey, error) {
+	if id == "" {
+		return nil, Errorf(EINVALID, "api key id is required")
+	}
+	return s.store.GetAPIKey(ctx, id)
+}
+
 // RevokeAPIKey deletes a key: its secret stops working at once, and every
 // session it opened is closed, so its tokens stop working too.
 func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {

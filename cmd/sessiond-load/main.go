@@ -1,0 +1,341 @@
+// Command sessiond-load measures sessiond's throughput on loopback against
+// baselines measured in the same run, and prints the ratios the project
+// targets (see README.md, "Performance").
+//
+// Every figure is a ratio to a baseline measured right before it with the
+// same load generator: T, a bare net/http handler answering a POST with
+// fixed JSON, or, for the gateway, a bare httputil.ReverseProxy in front of
+// the same upstream. Absolute numbers on a shared machine are noise;
+// ratios measured side by side are not.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sessiond"
+	"sessiond/config"
+	"sessiond/internal/daemon"
+)
+
+func main() {
+	var (
+		duration = flag.Duration("duration", 4*time.Second, "length of each measurement")
+		conns    = flag.Int("conns", 64, "concurrent keep-alive connections")
+		rounds   = flag.Int("rounds", 3, "measurements per scenario (the median is reported)")
+		large    = flag.Int("large", 1_000_000, "sessions stored for the large get_session_by_id run (0 skips it)")
+		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
+		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
+	)
+	flag.Parse()
+	if err := run(*duration, *conns, *rounds, *large, *only, *dataDir); err != nil {
+		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name     string
+	ops, ref float64 // ops/s of the scenario and of its baseline
+	refName  string
+	target   float64
+}
+
+func run(duration time.Duration, conns, rounds, large int, only, dataDir string) error {
+	want := map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
+	enabled := func(name string) bool { return len(want) == 0 || want[name] }
+
+	if dataDir == "" {
+		d, err := os.MkdirTemp("", "sessiond-load-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dataDir = d
+	}
+
+	// A trivial upstream for the gateway, a bare reverse proxy to it, and the
+	// bare handler T.
+	upstream := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	}))
+	upURL, _ := url.Parse("http://" + upstream)
+	bareProxy := serve(&httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upURL)
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			pr.SetXForwarded()
+		},
+		Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024},
+	})
+	fixed := []byte(`{"id":"0123456789abcdef0123456789abcdef","user_id":"user-1","user_name":"User One","active":true,` +
+		`"open_time":"2026-11-22T10:00:00.000Z","request_time":"2026-11-22T10:00:00.000Z","close_time":null,` +
+		`"expire_time":null,"address":"10.0.0.1","client":"web","user":null,"data":{"cart":3}}` + "\n")
+	bare := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(fixed)))
+		w.Write(fixed)
+	}))
+
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gateway = []string{"/up/=http://" + upstream}
+	cfg.LogLevel = "error"
+	m := &daemon.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Stdout: io.Discard, AdminPassword: "load"}
+	if err := m.Open(); err != nil {
+		return err
+	}
+	defer m.Close()
+	sd := m.PublicAddr()
+	svc := m.Service
+	ctx := context.Background()
+
+	fmt.Printf("sessiond-load: %d connections, %s per measurement, median of %d; GOMAXPROCS=%s\n\n",
+		conns, duration, rounds, os.Getenv("GOMAXPROCS"))
+
+	key, secret, err := svc.CreateAPIKey(ctx, "load")
+	if err != nil {
+		return err
+	}
+	ids, tokens, err := prefill(ctx, svc, key.ID, 1000, nil, nil)
+	if err != nil {
+		return err
+	}
+
+	post := func(path string, body func(r *rand.Rand) string, hdr string) builder {
+		return func(r *rand.Rand, b []byte) []byte {
+			payload := body(r)
+			b = append(b, "POST "...)
+			b = append(b, path...)
+			b = append(b, " HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\n"...)
+			b = append(b, hdr...)
+			b = append(b, "Content-Length: "...)
+			b = strconv.AppendInt(b, int64(len(payload)), 10)
+			b = append(b, "\r\n\r\n"...)
+			return append(b, payload...)
+		}
+	}
+	bareReq := post("/", func(*rand.Rand) string { return `{"session_id":"0123456789abcdef0123456789abcdef"}` }, "")
+	getReq := func(ids []string) builder {
+		return post("/v1/sessions/get_session_by_id", func(r *rand.Rand) string {
+			return `{"session_id":"` + ids[r.IntN(len(ids))] + `"}`
+		}, "")
+	}
+
+	var results []result
+	measure := func(name, refName string, target float64, refAddr string, ref builder, addr string, b builder, c int) {
+		var ops, refs []float64
+		for i := 0; i < rounds; i++ {
+			refs = append(refs, load(refAddr, c, duration, ref))
+			ops = append(ops, load(addr, c, duration, b))
+		}
+		r := result{name: name, ops: median(ops), ref: median(refs), refName: refName, target: target}
+		results = append(results, r)
+		printResult(r)
+	}
+
+	if enabled("get1k") {
+		measure("get_session_by_id, 1k stored", "T", 0.8, bare, bareReq, sd, getReq(ids), conns)
+	}
+	if enabled("open") {
+		open := post("/v1/sessions/open_session", func(r *rand.Rand) string {
+			return `{"user_id":"u` + strconv.Itoa(r.IntN(1000)) + `","user_name":"Load","address":"127.0.0.1","client":"load","data":{"n":1}}`
+		}, "")
+		measure("open_session, durable, 64 clients", "T", 0.4, bare, bareReq, sd, open, 64)
+	}
+	if enabled("verify") {
+		hdr := "APIKey: " + key.ID + "\r\nSecret: " + secret + "\r\n"
+		verify := post("/api/v1/session/jsonrpc", func(r *rand.Rand) string {
+			return `{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + tokens[r.IntN(len(tokens))] + `"}}`
+		}, hdr)
+		measure("session.verify_session_token", "T", 0.8, bare, bareReq, sd, verify, conns)
+	}
+	if enabled("gateway") {
+		gw := func(r *rand.Rand, b []byte) []byte {
+			b = append(b, "GET /up/v1/ping?x=1 HTTP/1.1\r\nHost: load\r\nXdata-Session-Token: "...)
+			b = append(b, tokens[r.IntN(len(tokens))]...)
+			return append(b, "\r\n\r\n"...)
+		}
+		plain := func(r *rand.Rand, b []byte) []byte {
+			return append(b, "GET /up/v1/ping?x=1 HTTP/1.1\r\nHost: load\r\n\r\n"...)
+		}
+		direct := load(upstream, conns, duration, plain)
+		fmt.Printf("  (direct upstream, no proxy: %.0f ops/s)\n", direct)
+		measure("gateway GET, trivial upstream", "bare ReverseProxy", 0.85, bareProxy, plain, sd, gw, conns)
+	}
+	if enabled("getlarge") && large > len(ids) {
+		start := time.Now()
+		fmt.Printf("  (storing %d sessions...", large)
+		all, _, err := prefill(ctx, svc, "", large-len(ids), ids, nil)
+		if err != nil {
+			return err
+		}
+		fmt.Printf(" done in %s)\n", time.Since(start).Round(time.Second))
+		measure(fmt.Sprintf("get_session_by_id, %s stored", human(large)), "T", 0.75, bare, bareReq, sd, getReq(all), conns)
+	}
+
+	fmt.Println()
+	failed := 0
+	for _, r := range results {
+		if r.ops/r.ref < r.target {
+			failed++
+		}
+	}
+	fmt.Printf("%d of %d targets met\n", len(results)-failed, len(results))
+	return nil
+}
+
+// prefill opens n sessions through the service (durably, as the API does)
+// with 256 concurrent writers, appending their ids and tokens to ids and
+// tokens.
+func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, ids, tokens []string) ([]string, []string, error) {
+	var (
+		mu       sync.Mutex
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		firstErr error
+	)
+	for w := 0; w < 256; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				s, tok, err := svc.Open(ctx, sessiond.OpenRequest{UserID: "user-" + strconv.Itoa(rand.IntN(100000)),
+					UserName: "Load User", Address: "127.0.0.1", Client: "load", Data: []byte(`{"cart":3}`), APIKeyID: keyID})
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if err == nil {
+					ids = append(ids, s.ID)
+					tokens = append(tokens, tok)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ids, tokens, firstErr
+}
+
+// builder appends one complete HTTP/1.1 request to b.
+type builder func(r *rand.Rand, b []byte) []byte
+
+// load runs c keep-alive connections against addr for d and returns the
+// rate of 2xx responses per second. Each connection sends a request, reads
+// the whole response, and repeats.
+func load(addr string, c int, d time.Duration, build builder) float64 {
+	var ok, bad atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, seed*7919))
+			var conn net.Conn
+			var br *bufio.Reader
+			buf := make([]byte, 0, 1024)
+			for time.Now().Before(deadline) {
+				if conn == nil {
+					var err error
+					if conn, err = net.Dial("tcp", addr); err != nil {
+						bad.Add(1)
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					br = bufio.NewReaderSize(conn, 16<<10)
+				}
+				buf = build(r, buf[:0])
+				if _, err := conn.Write(buf); err != nil {
+					conn.Close()
+					conn = nil
+					bad.Add(1)
+					continue
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					conn.Close()
+					conn = nil
+					bad.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+					ok.Add(1)
+				} else {
+					bad.Add(1)
+				}
+			}
+			if conn != nil {
+				conn.Close()
+			}
+		}(uint64(i + 1))
+	}
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		fmt.Printf("  (%s: %d failed requests)\n", addr, n)
+	}
+	return float64(ok.Load()) / time.Since(start).Seconds()
+}
+
+func serve(h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go (&http.Server{Handler: h}).Serve(ln)
+	return ln.Addr().String()
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func printResult(r result) {
+	verdict := "met"
+	if r.ops/r.ref < r.target {
+		verdict = "MISSED"
+	}
+	fmt.Printf("%-40s %9.0f ops/s   %-18s %9.0f ops/s   ratio %.2f (target %.2f, %s)\n",
+		r.name, r.ops, r.refName, r.ref, r.ops/r.ref, r.target, verdict)
+}
+
+func human(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1000 && n%1000 == 0:
+		return strconv.Itoa(n/1000) + "k"
+	}
+	return strconv.Itoa(n)
+}
