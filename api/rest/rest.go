@@ -1,0 +1,352 @@
+// Package rest serves the older resource-style REST API of the sessions
+// service (SPEC section 4):
+//
+//	GET    /sessions/{user_id}[?session_id=]   the user's open sessions, or one
+//	POST   /sessions                           open a session (201)
+//	POST   /sessions/{user_id}?session_id=     store data into it (204)
+//	DELETE /sessions/{user_id}[?session_id=]   close it, or all matching (204)
+//
+// Its session document has its own names ({id, opened, last_request,
+// address, client, user, data}); errors are Pip.Services ErrorDescriptions
+// like those of the commandable API, the same ecosystem's newer protocol.
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"unicode/utf8"
+
+	"sessiond"
+	"sessiond/internal/httpx"
+	"sessiond/internal/piperr"
+)
+
+// Options configure the API.
+type Options struct {
+	// BodyLimit is the largest accepted request body in bytes; larger ones
+	// get 413. 0 means httpx.DefaultBodyLimit.
+	BodyLimit int64
+}
+
+type handler struct {
+	svc   *sessiond.Service
+	limit int64
+}
+
+// New returns the handler of the REST API over svc. It matches full paths
+// (/sessions, /sessions/{user_id}): mount it at /sessions and /sessions/
+// without stripping the prefix.
+func New(svc *sessiond.Service, opts Options) http.Handler {
+	h := &handler{svc: svc, limit: opts.BodyLimit}
+	if h.limit <= 0 {
+		h.limit = httpx.DefaultBodyLimit
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /sessions", h.open)
+	mux.HandleFunc("GET /sessions/{user_id}", h.get)
+	mux.HandleFunc("POST /sessions/{user_id}", h.storeData)
+	mux.HandleFunc("DELETE /sessions/{user_id}", h.close)
+	// Method-less patterns catch the other methods, so that they get this
+	// dialect's 405 rather than the mux's plain-text one.
+	mux.HandleFunc("/sessions", piperr.MethodNotAllowedHandler("POST"))
+	mux.HandleFunc("/sessions/{user_id}", piperr.MethodNotAllowedHandler("GET, HEAD, POST, DELETE"))
+	mux.HandleFunc("/", piperr.NoRoute)
+	return mux
+}
+
+// ---- documents ----
+
+// sessionDoc is the session document of this protocol.
+type sessionDoc struct {
+	ID          string          `json:"id"`
+	Opened      httpx.Time      `json:"opened"`
+	LastRequest httpx.Time      `json:"last_request"`
+	Address     string          `json:"address"`
+	Client      string          `json:"client"`
+	User        json.RawMessage `json:"user"`
+	Data        json.RawMessage `json:"data"`
+}
+
+var null = json.RawMessage("null")
+
+func newSessionDoc(s *sessiond.Session) sessionDoc {
+	d := sessionDoc{
+		ID:          s.ID,
+		Opened:      httpx.Time(s.OpenTime),
+		LastRequest: httpx.Time(s.RequestTime),
+		Address:     s.Address,
+		Client:      s.Client,
+		User:        s.User,
+		Data:        s.Data,
+	}
+	if d.User == nil {
+		d.User = null
+	}
+	if d.Data == nil {
+		d.Data = null
+	}
+	return d
+}
+
+// openedDoc is the answer to POST /sessions: the session and its token,
+// shown this once.
+type openedDoc struct {
+	sessionDoc
+	AccessToken string `json:"access_token"`
+}
+
+// ---- request parts ----
+
+// request holds what every route reads from the URL.
+type request struct {
+	userID    string
+	sessionID string // "" when absent
+	hasID     bool   // session_id was given
+	query     url.Values
+}
+
+// parseRequest reads the path's user_id and the query. A query that does
+// not parse, or a value that is not UTF-8, is refused rather than ignored:
+// a DELETE must never close more than was asked for because its
+// session_id was lost.
+func parseRequest(r *http.Request) (*request, error) {
+	req := &request{userID: r.PathValue("user_id")}
+	if !utf8.ValidString(req.userID) {
+		return nil, piperr.Invalid(piperr.CodeInvalidParameter, "user_id", "user_id is not valid UTF-8")
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, piperr.Invalid(piperr.CodeInvalidParameter, "query", "invalid query string: "+err.Error())
+	}
+	for k, vs := range q {
+		for _, v := range vs {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return nil, piperr.Invalid(piperr.CodeInvalidParameter, "query", "query string is not valid UTF-8")
+			}
+		}
+	}
+	req.query = q
+	if vs, ok := q["session_id"]; ok {
+		if len(vs) != 1 || vs[0] == "" {
+			return nil, piperr.Invalid(piperr.CodeInvalidParameter, "session_id", "session_id must be given once and not be empty")
+		}
+		req.sessionID, req.hasID = vs[0], true
+	}
+	return req, nil
+}
+
+// owned returns the session if it exists and belongs to userID. A session
+// of another user is "not found", exactly like an unknown one.
+func (h *handler) owned(ctx context.Context, userID, sessionID string) (*sessiond.Session, error) {
+	sess, err := h.svc.Get(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if sess.UserID != userID {
+		return nil, notFound(sessionID)
+	}
+	return sess, nil
+}
+
+func notFound(sessionID string) error {
+	sessionID = piperr.Clip(sessionID)
+	return &sessiond.Error{Code: sessiond.ENOTFOUND, Message: "session " + sessionID + " not found",
+		Details: map[string]any{"session_id": sessionID}}
+}
+
+// aliveSessions returns every alive session of the user matching address
+// and client ("" matches any), reading the store page by page.
+func (h *handler) aliveSessions(ctx context.Context, userID, address, client string) ([]*sessiond.Session, error) {
+	alive := true
+	f := sessiond.Filter{UserID: userID, Address: address, Client: client, Active: &alive}
+	take := h.svc.Config().MaxTake
+	var all []*sessiond.Session
+	for {
+		page, err := h.svc.List(ctx, f, sessiond.Paging{Skip: len(all), Take: take})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Data...)
+		if len(page.Data) < take {
+			return all, nil
+		}
+	}
+}
+
+// ---- routes ----
+
+// get answers GET /sessions/{user_id}: the user's open sessions, or with
+// ?session_id= that one session if it is the user's and still open.
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	req, err := parseRequest(r)
+	if err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if req.hasID {
+		sess, err := h.owned(ctx, req.userID, req.sessionID)
+		if err != nil {
+			piperr.Write(w, r, err)
+			return
+		}
+		// This protocol's document cannot say "closed", and the list only
+		// shows open sessions: a closed or expired one is not found here.
+		if !sess.Active {
+			piperr.Write(w, r, &sessiond.Error{Code: sessiond.ENOTFOUND,
+				Message: "session " + sess.ID + " is closed or expired", Details: map[string]any{"session_id": sess.ID}})
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, "", newSessionDoc(sess))
+		return
+	}
+	list, err := h.aliveSessions(ctx, req.userID, "", "")
+	if err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	docs := make([]sessionDoc, len(list))
+	for i, s := range list {
+		docs[i] = newSessionDoc(s)
+	}
+	httpx.WriteJSON(w, http.StatusOK, "", docs)
+}
+
+// openBody is the body of POST /sessions.
+type openBody struct {
+	User    json.RawMessage `json:"user"`
+	Address string          `json:"address"`
+	Client  string          `json:"client"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// userRef is what sessiond reads of the user object; the whole object is
+// kept as the session's user.
+type userRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// open answers POST /sessions.
+func (h *handler) open(w http.ResponseWriter, r *http.Request) {
+	var b openBody
+	if err := h.decodeBody(r, &b); err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	if len(b.User) == 0 || string(b.User) == "null" {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeMissingParameter, "user", "user is required"))
+		return
+	}
+	if b.User[0] != '{' {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeInvalidParameter, "user", "user must be an object with id and name"))
+		return
+	}
+	var u userRef
+	if err := json.Unmarshal(b.User, &u); err != nil {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeInvalidParameter, "user", "user.id and user.name must be strings"))
+		return
+	}
+	if u.ID == "" {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeMissingParameter, "user.id", "user.id is required"))
+		return
+	}
+	sess, token, err := h.svc.Open(r.Context(), sessiond.OpenRequest{
+		UserID:   u.ID,
+		UserName: u.Name,
+		Address:  b.Address,
+		Client:   b.Client,
+		User:     b.User,
+		Data:     b.Data,
+	})
+	if err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/sessions/"+url.PathEscape(sess.UserID)+"?session_id="+url.QueryEscape(sess.ID))
+	httpx.WriteJSON(w, http.StatusCreated, "", &openedDoc{sessionDoc: newSessionDoc(sess), AccessToken: token})
+}
+
+// storeBody is the body of POST /sessions/{user_id}.
+type storeBody struct {
+	Data json.RawMessage `json:"data"`
+}
+
+// storeData answers POST /sessions/{user_id}?session_id=.
+func (h *handler) storeData(w http.ResponseWriter, r *http.Request) {
+	req, err := parseRequest(r)
+	if err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	if !req.hasID {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeMissingParameter, "session_id", "session_id is required"))
+		return
+	}
+	var b storeBody
+	if err := h.decodeBody(r, &b); err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if _, err := h.owned(ctx, req.userID, req.sessionID); err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	// A session's owner never changes, so the check above still holds;
+	// StoreData refuses a session that closed in between.
+	if _, err := h.svc.StoreData(ctx, req.sessionID, b.Data); err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// close answers DELETE /sessions/{user_id}: with ?session_id= it closes
+// that session (closing a closed one is not an error); without, it closes
+// every open session of the user matching the optional address and client
+// query parameters.
+func (h *handler) close(w http.ResponseWriter, r *http.Request) {
+	req, err := parseRequest(r)
+	if err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if req.hasID {
+		if _, err := h.owned(ctx, req.userID, req.sessionID); err != nil {
+			piperr.Write(w, r, err)
+			return
+		}
+		if _, err := h.svc.CloseSession(ctx, req.sessionID, sessiond.ReasonClosed); err != nil {
+			piperr.Write(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	list, err := h.aliveSessions(ctx, req.userID, req.query.Get("address"), req.query.Get("client"))
+	if err != nil {
+		piperr.Write(w, r, err)
+		return
+	}
+	for _, s := range list {
+		// One deleted or closed meanwhile is already what was asked for.
+		if _, err := h.svc.CloseSession(ctx, s.ID, sessiond.ReasonClosed); err != nil && !sessiond.IsNotFound(err) {
+			piperr.Write(w, r, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decodeBody reads and decodes a JSON object body; empty means {}.
+func (h *handler) decodeBody(r *http.Request, v any) error {
+	body, err := httpx.ReadBody(r, h.limit)
+	if err != nil {
+		return err
+	}
+	return piperr.DecodeObject(body, v)
+}
