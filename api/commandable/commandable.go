@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"sessiond"
 	"sessiond/internal/httpx"
@@ -235,11 +236,40 @@ type openResult struct {
 	AccessToken string `json:"access_token"`
 }
 
+// AppendJSON writes the session document with access_token added. It (and
+// MarshalJSON) must be defined here: the embedded SessionV1's would
+// otherwise be promoted and drop the token.
+func (o *openResult) AppendJSON(b []byte) []byte {
+	b = o.SessionV1.AppendJSON(b)
+	b = append(b[:len(b)-1], `,"access_token":`...)
+	b = httpx.AppendString(b, o.AccessToken)
+	return append(b, '}')
+}
+
+func (o *openResult) MarshalJSON() ([]byte, error) { return o.AppendJSON(nil), nil }
+
 // pageV1 is a DataPage of SessionV1: total is null unless asked for, and
 // data is never null.
 type pageV1 struct {
 	Total *int64            `json:"total"`
 	Data  []*wire.SessionV1 `json:"data"`
+}
+
+func (p *pageV1) AppendJSON(b []byte) []byte {
+	b = append(b, `{"total":`...)
+	if p.Total == nil {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, *p.Total, 10)
+	}
+	b = append(b, `,"data":[`...)
+	for i, s := range p.Data {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = s.AppendJSON(b)
+	}
+	return append(b, "]}"...)
 }
 
 // ---- commands ----

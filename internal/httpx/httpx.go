@@ -166,6 +166,11 @@ func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
+	if a, ok := v.(JSONAppender); ok {
+		b := a.AppendJSON(buf.AvailableBuffer())
+		WriteRaw(w, status, contentType, append(b, '\n'))
+		return
+	}
 	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		buf.Reset()
 		buf.WriteString(`{"message":"Internal error"}` + "\n")
