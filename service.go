@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
 	"sort"
@@ -581,7 +582,7 @@ func (s *Service) sessionByToken(ctx context.Context, token string) (*Session, e
 	} else if err != nil {
 		return nil, err
 	}
-	if !SecretMatches(token, sess.TokenHash) {
+	if subtle.ConstantTimeCompare(hash, sess.TokenHash) != 1 {
 		return nil, nil
 	}
 	s.applyPending(sess)

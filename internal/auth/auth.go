@@ -28,12 +28,14 @@ var DefaultHeaders = Headers{
 	SessionDir: "Xdata-Session-Dir",
 }
 
-// WithDefaults fills empty names with the defaults.
+// WithDefaults fills empty names with the defaults and puts every name in
+// canonical form (so Header.Get need not canonicalize it per request).
 func (h Headers) WithDefaults() Headers {
 	set := func(p *string, v string) {
 		if *p == "" {
 			*p = v
 		}
+		*p = http.CanonicalHeaderKey(*p)
 	}
 	set(&h.Token, DefaultHeaders.Token)
 	set(&h.APIKey, DefaultHeaders.APIKey)

@@ -99,7 +99,7 @@ func (m *Main) Open() error {
 		return err
 	}
 	m.public = newServer(httpx.Middleware(m.Log, pub), m.Log)
-	m.admin = newServer(httpx.Middleware(m.Log, adm), m.Log)
+	m.admin = newServer(adm, m.Log) // admin.New adds the middleware itself
 	for _, s := range []struct {
 		srv *http.Server
 		ln  net.Listener

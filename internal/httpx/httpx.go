@@ -73,21 +73,41 @@ func ParseTime(s string) (time.Time, error) {
 // ReadBody reads the whole request body up to limit bytes. A larger body is
 // an ETOOLARGE error; a failed read is EINVALID.
 func ReadBody(r *http.Request, limit int64) ([]byte, error) {
+	return ReadBodyInto(r, limit, nil)
+}
+
+// ReadBodyInto is ReadBody reading into buf's storage (which callers may
+// pool): it returns buf[:0] with the body appended, grown only when needed.
+// With a known Content-Length it reads with at most one allocation.
+func ReadBodyInto(r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultBodyLimit
 	}
+	buf = buf[:0]
 	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
+		return buf, tooLarge(limit)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit)+1))
-	n, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", err)
+	if r.ContentLength >= int64(cap(buf)) {
+		buf = make([]byte, 0, r.ContentLength+1) // +1: room to see the EOF
+	} else if cap(buf) == 0 {
+		buf = make([]byte, 0, 512)
 	}
-	if n > limit {
-		return nil, tooLarge(limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		room := buf[len(buf):min(int64(cap(buf)), limit+1)]
+		n, err := r.Body.Read(room)
+		buf = buf[:len(buf)+n]
+		switch {
+		case int64(len(buf)) > limit:
+			return buf, tooLarge(limit)
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", err)
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 func tooLarge(limit int64) error {
