@@ -66,11 +66,10 @@ func (h Headers) Credentials(r *http.Request) sessiond.Credentials {
 // and an `Authorization: Bearer` token), matching names case-insensitively
 // and with '_' and '-' treated alike, so that no variant of them reaches a
 // backend. Other Authorization schemes are the backend's own and are kept.
+// It allocates nothing.
 func (h Headers) Strip(hdr http.Header) {
-	drop := []string{norm(h.Token), norm(h.APIKey), norm(h.Secret), norm(h.SessionID), norm(h.SessionDir)}
 	for name, vals := range hdr {
-		n := norm(name)
-		if n == "authorization" {
+		if sameHeader(name, "Authorization") {
 			for _, v := range vals {
 				if len(v) >= 7 && strings.EqualFold(v[:7], "bearer ") {
 					delete(hdr, name)
@@ -79,15 +78,34 @@ func (h Headers) Strip(hdr http.Header) {
 			}
 			continue
 		}
-		for _, d := range drop {
-			if n == d {
-				delete(hdr, name)
-				break
-			}
+		if sameHeader(name, h.Token) || sameHeader(name, h.APIKey) || sameHeader(name, h.Secret) ||
+			sameHeader(name, h.SessionID) || sameHeader(name, h.SessionDir) {
+			delete(hdr, name)
 		}
 	}
 }
 
-func norm(s string) string {
-	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+// sameHeader compares header names ignoring ASCII case and treating '_'
+// and '-' alike.
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) || b == "" {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := fold(a[i]), fold(b[i])
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func fold(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
 }

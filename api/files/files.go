@@ -1,0 +1,519 @@
+// Package files is the session directories API of SPEC section 6: each
+// session has a private directory under <data-dir>/sessions, which clients
+// reach with the session's token at /api/v1/session/files/{path...}
+// (PUT writes a file, GET reads a file or lists a directory, DELETE removes
+// one) and co-located backends reach on disk through the gateway's
+// Xdata-Session-Dir header.
+//
+// Every path is confined to the session's directory by cleanPath (which
+// refuses "..", encoded slashes, absolute paths, NUL bytes, backslashes)
+// and by os.Root (which refuses symbolic links that lead out). Errors use
+// the section 6 dialect of package gateway.
+package files
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sessiond"
+	"sessiond/gateway"
+	"sessiond/internal/auth"
+	"sessiond/internal/httpx"
+)
+
+// DefaultPrefix is where the API is mounted.
+const DefaultPrefix = "/api/v1/session/files/"
+
+// Options configure the handler. Zero values take the defaults.
+type Options struct {
+	// Headers names the credential headers.
+	Headers auth.Headers
+	// Prefix is the path the handler is mounted at. Default DefaultPrefix.
+	Prefix string
+}
+
+// Handler serves the session files API.
+type Handler struct {
+	svc    *sessiond.Service
+	dirs   *Dirs
+	hdr    auth.Headers
+	prefix string
+}
+
+// New returns the handler of the session files API. Mount it at
+// opts.Prefix (and, to answer the bare prefix without its slash, at the
+// prefix without it).
+func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(opts.Prefix, "/") {
+		opts.Prefix += "/"
+	}
+	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix}
+}
+
+// Entry describes a file or directory, in listings and in PUT answers.
+type Entry struct {
+	Name     string     `json:"name"`
+	Size     int64      `json:"size"`
+	Dir      bool       `json:"dir"`
+	Modified httpx.Time `json:"modified"`
+}
+
+const allowed = "GET, HEAD, PUT, DELETE"
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+	default:
+		gateway.WriteMethodNotAllowed(w, allowed)
+		return
+	}
+	sess, err := h.authenticate(r)
+	if err != nil {
+		gateway.WriteError(w, r, err)
+		return
+	}
+	rel, isDir, err := h.path(r)
+	if err != nil {
+		gateway.WriteError(w, r, err)
+		return
+	}
+	root, err := h.dirs.open(sess.ID)
+	if err != nil {
+		gateway.WriteError(w, r, sessiond.Internal(fmt.Errorf("opening the directory of session %s: %w", sess.ID, err)))
+		return
+	}
+	defer root.Close()
+	switch r.Method {
+	case http.MethodPut:
+		err = h.put(w, r, root, sess.ID, rel, isDir)
+	case http.MethodDelete:
+		err = h.delete(w, root, sess.ID, rel)
+	default:
+		err = h.get(w, r, root, rel)
+	}
+	if err != nil {
+		gateway.WriteError(w, r, h.fsError(err))
+	}
+}
+
+// path returns the path of the request relative to the session directory.
+// It reads the escaped form of the URL, so that encoded dots and slashes
+// are seen for what they are.
+func (h *Handler) path(r *http.Request) (rel string, isDir bool, err error) {
+	p := r.URL.EscapedPath()
+	switch {
+	case strings.HasPrefix(p, h.prefix):
+		return cleanPath(p[len(h.prefix):])
+	case p == strings.TrimSuffix(h.prefix, "/"):
+		return ".", true, nil
+	default:
+		// The prefix itself was encoded strangely, or the handler is
+		// mounted somewhere else: no file of ours is there.
+		return "", false, sessiond.Errorf(sessiond.ENOTFOUND, "not a session files path")
+	}
+}
+
+// authenticate accepts only a session token: the files belong to a
+// session, and APIKey/Secret name none.
+func (h *Handler) authenticate(r *http.Request) (*sessiond.Session, error) {
+	c := h.hdr.Credentials(r)
+	if c.Token == "" {
+		return nil, sessiond.Errorf(sessiond.EUNAUTHORIZED,
+			"a session token is required (%s header or Authorization: Bearer)", h.hdr.Token)
+	}
+	caller, err := h.svc.Authenticate(r.Context(), sessiond.Credentials{Token: c.Token}) // touches the session
+	if err != nil {
+		return nil, err
+	}
+	if caller.Session == nil {
+		return nil, sessiond.Errorf(sessiond.EUNAUTHORIZED, "a session token is required")
+	}
+	return caller.Session, nil
+}
+
+// ---- GET and HEAD ----
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, root *os.Root, rel string) error {
+	// O_NONBLOCK: a FIFO left by a backend must not hang the request.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return h.list(w, f)
+	}
+	if !st.Mode().IsRegular() {
+		return sessiond.Errorf(sessiond.EINVALID, "%s is not a regular file", rel)
+	}
+	// Never let a browser run what a client stored: serve bytes, not pages.
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/octet-stream")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hdr.Set("Cache-Control", "private, no-cache")
+	http.ServeContent(w, r, "", st.ModTime(), f) // Range, conditional requests, HEAD
+	return nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, dir *os.File) error {
+	des, err := dir.ReadDir(-1)
+	if err != nil {
+		return err
+	}
+	out := make([]Entry, 0, len(des))
+	for _, de := range des {
+		if isTemp(de.Name()) {
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, entryOf(de.Name(), info))
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, "", out)
+	return nil
+}
+
+func entryOf(name string, info fs.FileInfo) Entry {
+	e := Entry{Name: name, Dir: info.IsDir(), Modified: httpx.Time(info.ModTime().UTC().Truncate(time.Millisecond))}
+	if info.Mode().IsRegular() {
+		e.Size = info.Size()
+	}
+	return e
+}
+
+// ---- DELETE ----
+
+func (h *Handler) delete(w http.ResponseWriter, root *os.Root, sessionID, rel string) error {
+	if rel == "." {
+		return sessiond.Errorf(sessiond.EINVALID, "the session directory itself cannot be deleted")
+	}
+	u := h.dirs.usageOf(sessionID)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st, err := root.Lstat(rel)
+	if err != nil {
+		return err
+	}
+	if err := root.Remove(rel); err != nil {
+		return err
+	}
+	if st.Mode().IsRegular() {
+		u.bytes = max(u.bytes-st.Size(), 0)
+	}
+	u.entries = max(u.entries-1, 0)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ---- PUT ----
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+// put streams the body into a temporary file beside the target, within the
+// quota, and renames it over the target once complete. A failed or refused
+// upload leaves nothing behind: neither the temporary file nor the parent
+// directories it created.
+func (h *Handler) put(w http.ResponseWriter, r *http.Request, root *os.Root, sessionID, rel string, isDir bool) error {
+	if isDir {
+		return sessiond.Errorf(sessiond.EINVALID, "PUT needs a file path, not a directory")
+	}
+	q := h.dirs.quota
+	if r.ContentLength > q.MaxBytes {
+		return quotaBytes(q)
+	}
+	u := h.dirs.usageOf(sessionID)
+	up, err := h.plan(root, u, rel, r.ContentLength)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			up.abort(root, u)
+		}
+	}()
+
+	f, tmp, err := createTemp(root, path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	up.tmp = tmp
+	qw := &quotaWriter{f: f, u: u, max: q.MaxBytes + up.credit, q: q}
+	buf := copyBufs.Get().(*[]byte)
+	_, copyErr := io.CopyBuffer(qw, r.Body, *buf)
+	copyBufs.Put(buf)
+	up.written = qw.n
+	var syncErr error
+	if copyErr == nil {
+		syncErr = f.Sync()
+	}
+	closeErr := f.Close()
+	switch {
+	case qw.quotaErr != nil:
+		return qw.quotaErr
+	case qw.writeErr != nil:
+		return qw.writeErr
+	case copyErr != nil:
+		// The body failed, not the disk: the client went away or sent a
+		// broken chunked body.
+		return sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", copyErr)
+	case syncErr != nil:
+		return syncErr
+	case closeErr != nil:
+		return closeErr
+	}
+
+	created, entry, err := up.commit(root, u, rel)
+	if err != nil {
+		return err
+	}
+	committed = true
+	if created {
+		w.Header().Set("Location", r.URL.EscapedPath())
+		httpx.WriteJSON(w, http.StatusCreated, "", entry)
+	} else {
+		httpx.WriteJSON(w, http.StatusOK, "", entry)
+	}
+	return nil
+}
+
+// upload is the bookkeeping of one PUT.
+type upload struct {
+	created  []string // parent directories it made, outermost first
+	newEntry int      // 1 if the target did not exist when planned
+	credit   int64    // size of the file it replaces
+	tmp      string   // temporary file, once created
+	written  int64    // bytes in tmp
+}
+
+// plan checks the quota for the upload, creates the missing parent
+// directories and reserves the target's entry.
+func (h *Handler) plan(root *os.Root, u *usage, rel string, contentLength int64) (*upload, error) {
+	q := h.dirs.quota
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.measure(root, q.MaxFiles); err != nil {
+		return nil, err
+	}
+	up := &upload{}
+
+	// Which parents are missing? Each must be a directory (a symbolic link
+	// to one inside the session directory is fine).
+	var missing []string
+	if parent := path.Dir(rel); parent != "." {
+		elems := strings.Split(parent, "/")
+		for i := range elems {
+			p := strings.Join(elems[:i+1], "/")
+			st, err := root.Stat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				missing = elems[i:]
+				for j := i; j < len(elems); j++ {
+					up.created = append(up.created, strings.Join(elems[:j+1], "/"))
+				}
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !st.IsDir() {
+				return nil, sessiond.Errorf(sessiond.ECONFLICT, "%s is a file, not a directory", p)
+			}
+		}
+	}
+	st, err := root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		up.newEntry = 1
+	case err != nil:
+		return nil, err
+	case st.IsDir():
+		return nil, sessiond.Errorf(sessiond.ECONFLICT, "%s is a directory", rel)
+	case st.Mode().IsRegular():
+		up.credit = st.Size()
+	}
+
+	if u.entries+u.pendingEntries+len(missing)+up.newEntry > q.MaxFiles {
+		return nil, quotaFiles(q)
+	}
+	if contentLength > 0 && u.bytes+u.pendingBytes+contentLength-up.credit > q.MaxBytes {
+		return nil, quotaBytes(q)
+	}
+	if len(missing) > 0 {
+		if err := root.MkdirAll(path.Dir(rel), 0o700); err != nil {
+			up.created = nil // made nothing we know of
+			return nil, err
+		}
+		u.entries += len(missing)
+	}
+	u.pendingEntries += up.newEntry
+	return up, nil
+}
+
+// commit renames the temporary file over the target and settles the
+// accounting.
+func (up *upload) commit(root *os.Root, u *usage, rel string) (created bool, e Entry, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var replaced int64
+	st, err := root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		created = true
+	case err != nil:
+		return false, e, err
+	case st.IsDir():
+		return false, e, sessiond.Errorf(sessiond.ECONFLICT, "%s is a directory", rel)
+	case st.Mode().IsRegular():
+		replaced = st.Size()
+	}
+	if err := root.Rename(up.tmp, rel); err != nil {
+		return false, e, err
+	}
+	u.pendingBytes -= up.written
+	u.pendingEntries -= up.newEntry
+	u.bytes += up.written - replaced
+	if created {
+		u.entries++
+	}
+	info, err := root.Lstat(rel)
+	if err != nil {
+		return created, Entry{Name: path.Base(rel), Size: up.written}, nil
+	}
+	return created, entryOf(path.Base(rel), info), nil
+}
+
+// abort removes what a failed upload left and releases its reservations.
+func (up *upload) abort(root *os.Root, u *usage) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if up.tmp != "" {
+		root.Remove(up.tmp)
+	}
+	u.pendingBytes -= up.written
+	u.pendingEntries -= up.newEntry
+	// Innermost first; a directory another upload has meanwhile put a
+	// file in is not empty and stays.
+	for i := len(up.created) - 1; i >= 0; i-- {
+		if root.Remove(up.created[i]) != nil {
+			break
+		}
+		u.entries = max(u.entries-1, 0)
+	}
+}
+
+func createTemp(root *os.Root, dir string) (*os.File, string, error) {
+	for range 10 {
+		var b [8]byte
+		rand.Read(b[:])
+		name := path.Join(dir, tempPrefix+hex.EncodeToString(b[:]))
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", errors.New("could not create a unique temporary file")
+}
+
+// quotaWriter writes to the temporary file while the session's bytes,
+// uploads in progress included, stay within max.
+type quotaWriter struct {
+	f        *os.File
+	u        *usage
+	max      int64
+	q        Quota
+	n        int64
+	quotaErr error
+	writeErr error
+}
+
+func (w *quotaWriter) Write(p []byte) (int, error) {
+	w.u.mu.Lock()
+	if w.u.bytes+w.u.pendingBytes+int64(len(p)) > w.max {
+		w.u.mu.Unlock()
+		w.quotaErr = quotaBytes(w.q)
+		return 0, w.quotaErr
+	}
+	w.u.pendingBytes += int64(len(p))
+	w.u.mu.Unlock()
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if n < len(p) {
+		w.u.mu.Lock()
+		w.u.pendingBytes -= int64(len(p) - n)
+		w.u.mu.Unlock()
+	}
+	if err != nil {
+		w.writeErr = err
+	}
+	return n, err
+}
+
+func quotaBytes(q Quota) error {
+	return &sessiond.Error{Code: sessiond.ETOOLARGE,
+		Message: fmt.Sprintf("the session's files would exceed the quota of %d bytes", q.MaxBytes),
+		Details: map[string]any{"quota": "bytes", "limit": q.MaxBytes}}
+}
+
+func quotaFiles(q Quota) error {
+	return &sessiond.Error{Code: sessiond.ETOOLARGE,
+		Message: fmt.Sprintf("the session's directory would exceed the quota of %d entries", q.MaxFiles),
+		Details: map[string]any{"quota": "files", "limit": q.MaxFiles}}
+}
+
+// fsError turns a file system error into a sessiond error; paths in it are
+// relative to the session directory, so the message may be shown.
+func (h *Handler) fsError(err error) error {
+	var se *sessiond.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	name := ""
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		name = pe.Path
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		name = le.New
+	}
+	switch {
+	case h.dirs.escapeErr != nil && errors.Is(err, h.dirs.escapeErr):
+		return sessiond.Errorf(sessiond.EINVALID, "%s leads out of the session directory", name)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return sessiond.Errorf(sessiond.ENOTFOUND, "no such file: %s", name)
+	case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+		return sessiond.Errorf(sessiond.ECONFLICT, "%s is a directory that is not empty", name)
+	case errors.Is(err, syscall.EISDIR):
+		return sessiond.Errorf(sessiond.ECONFLICT, "%s is a directory", name)
+	case errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
+		return sessiond.Errorf(sessiond.EINVALID, "%s cannot be used: %v", name, errors.Unwrap(err))
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &sessiond.Error{Code: sessiond.ETOOLARGE, Message: "the server has no space left for this file", Err: err}
+	}
+	return sessiond.Internal(err)
+}
