@@ -245,6 +245,13 @@ func (s *Service) List(ctx context.Context, f Filter, p Paging) (*Page, error) {
 	default:
 		return nil, Errorf(EINVALID, "state must be one of active, closed, expired")
 	}
+	if f.Active != nil || f.State != "" {
+		// The store judges liveness from stored request times: write the
+		// pending ones first so that List agrees with Get.
+		if err := s.FlushTouches(ctx); err != nil {
+			return nil, err
+		}
+	}
 	f.Now = s.clock.Now()
 	f.IdleTimeout = s.cfg.IdleTimeout
 	page, err := s.store.List(ctx, f, p)
@@ -258,15 +265,12 @@ func (s *Service) List(ctx context.Context, f Filter, p Paging) (*Page, error) {
 }
 
 // view applies pending touches and shows a dead, unswept session as the
-// sweep will leave it.
+// sweep will leave it: closed at its deadline, the instant it died.
 func (s *Service) view(sess *Session) *Session {
 	s.applyPending(sess)
 	now := s.clock.Now()
 	if sess.Active && !sess.Alive(now, s.cfg.IdleTimeout) {
-		sess.Active = false
-		sess.CloseTime = sess.Deadline(s.cfg.IdleTimeout)
-		sess.CloseReason = ReasonExpired
-		sess.User, sess.Data = nil, nil
+		closeSession(sess, sess.Deadline(s.cfg.IdleTimeout), ReasonExpired)
 	}
 	return sess
 }
@@ -316,11 +320,12 @@ func (s *Service) CloseSession(ctx context.Context, id, reason string) (*Session
 			return ErrUnchanged
 		}
 		s.applyPending(sess)
-		r := reason
-		if !sess.Alive(now, s.cfg.IdleTimeout) {
-			r = ReasonExpired
+		if sess.Alive(now, s.cfg.IdleTimeout) {
+			closeSession(sess, now, reason)
+		} else {
+			// It died before this close: record that, as the sweep would.
+			closeSession(sess, sess.Deadline(s.cfg.IdleTimeout), ReasonExpired)
 		}
-		closeSession(sess, now, r)
 		closed = true
 		return nil
 	})
@@ -383,6 +388,17 @@ func (s *Service) Sweep(ctx context.Context) {
 		s.log.Error("sweep: purging closed sessions", "err", err)
 	}
 	s.ended(ids...)
+	// Statistics of a session that ended while a gateway request was in
+	// flight are recreated by that request; they go once unused for as
+	// long as a session may idle.
+	s.stats.pruneUnusedSince(s.clock.Now().Add(-s.cfg.IdleTimeout))
+	s.keyMu.Lock()
+	for id, c := range s.keys {
+		if time.Since(c.fetched) >= s.cfg.APIKeyCacheTTL {
+			delete(s.keys, id)
+		}
+	}
+	s.keyMu.Unlock()
 }
 
 // ---- coalesced request_time ----
@@ -486,7 +502,12 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	s.keys[id] = cachedKey{fetched: time.Now()}
 	s.keyMu.Unlock()
 	// Close its sessions. Tokens of this key already fail (the key is gone);
-	// closing makes that visible and frees their directories.
+	// closing makes that visible and frees their directories. Pending
+	// touches are written first, so that a session alive only by them is
+	// found too.
+	if err := s.FlushTouches(ctx); err != nil {
+		return err
+	}
 	keyID := id
 	for {
 		page, err := s.store.List(ctx, Filter{APIKeyID: &keyID, Active: ptr(true), Now: s.clock.Now(), IdleTimeout: s.cfg.IdleTimeout}, Paging{Take: 500})
@@ -512,7 +533,12 @@ func (s *Service) apiKey(ctx context.Context, id string) (*APIKey, error) {
 		return c.key, nil
 	}
 	k, err := s.store.GetAPIKey(ctx, id)
-	if err != nil && ErrorCode(err) != ENOTFOUND {
+	if ErrorCode(err) == ENOTFOUND {
+		// Not cached: any client can send any key id, and caching misses
+		// would let it grow the cache without bound. (Keys revoked here are
+		// remembered by RevokeAPIKey until their entry expires.)
+		return nil, nil
+	} else if err != nil {
 		return nil, err
 	}
 	s.keyMu.Lock()
@@ -693,6 +719,23 @@ func (c *connStats) forget(ids []string) {
 		delete(c.m, id)
 	}
 	c.mu.Unlock()
+}
+
+func (c *connStats) pruneUnusedSince(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, bySvc := range c.m {
+		used := false
+		for _, st := range bySvc {
+			if !st.LastUsed.Before(t) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			delete(c.m, id)
+		}
+	}
 }
 
 // RecordConnection adds one gateway request to the statistics of the

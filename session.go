@@ -213,9 +213,9 @@ type Store interface {
 	// It may be less durable than other writes (see docs/design.md).
 	Touch(ctx context.Context, touches []Touch) error
 	// CloseExpired closes every active session that is dead at now for the
-	// idle timeout, exactly as Service closes one (Active=false,
-	// CloseTime=RequestTime=now, User=Data=nil, CloseReason=expired), and
-	// returns their ids.
+	// idle timeout, at the instant it died: ApplyClose(s, s.Deadline(idle),
+	// ReasonExpired), which sets Active=false, CloseTime=RequestTime=the
+	// deadline, User=Data=nil. It returns their ids.
 	CloseExpired(ctx context.Context, now time.Time, idle time.Duration) ([]string, error)
 	// Purge deletes closed sessions whose CloseTime is before the given time
 	// and returns their ids.

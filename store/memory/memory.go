@@ -150,7 +150,7 @@ func (s *Store) CloseExpired(ctx context.Context, now time.Time, idle time.Durat
 	var ids []string
 	for id, sess := range s.sessions {
 		if sess.Active && !sess.Alive(now, idle) {
-			sessiond.ApplyClose(sess, now, sessiond.ReasonExpired)
+			sessiond.ApplyClose(sess, sess.Deadline(idle), sessiond.ReasonExpired)
 			ids = append(ids, id)
 		}
 	}
