@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // daemon is sessiond running as a child process.
-type daemon struct {
+type child struct {
 	cmd    *exec.Cmd
 	public string // base URL of the public listener
 	admin  string // base URL of the admin listener
@@ -43,7 +43,7 @@ type daemon struct {
 
 // startDaemon runs `sessiond serve` on dataDir with ephemeral ports and
 // waits until it listens.
-func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
+func startDaemon(t *testing.T, dataDir string, extra ...string) *child {
 	t.Helper()
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--log-format", "json"}, extra...)
@@ -57,7 +57,7 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, exited: make(chan error, 1), stderr: new(bytes.Buffer)}
+	d := &child{cmd: cmd, exited: make(chan error, 1), stderr: new(bytes.Buffer)}
 	ready := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -91,14 +91,14 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 	return d
 }
 
-func (d *daemon) log() string {
+func (d *child) log() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stderr.String()
 }
 
 // kill sends SIGKILL: no handler runs, nothing is flushed.
-func (d *daemon) kill(t *testing.T) {
+func (d *child) kill(t *testing.T) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

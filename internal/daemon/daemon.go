@@ -46,6 +46,7 @@ type Main struct {
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
 	failed            chan error
+	gateway           *gateway.Gateway
 	// Failed receives an error if a listener stops unexpectedly.
 	Failed <-chan error
 }
@@ -159,7 +160,9 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr})
 	mux.Handle("/api/v1/session/jsonrpc", rpc)
 	mux.Handle("/api/v2/session/jsonrpc", rpc)
-	mux.Handle("/api/v1/session/files/", files.New(svc, m.Dirs, files.Options{Headers: hdr}))
+	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr})
+	mux.Handle(filesPrefix, fh)
+	var gw *gateway.Gateway
 	if len(cfg.Gateway) > 0 {
 		routes := make([]gateway.Route, 0, len(cfg.Gateway))
 		for _, g := range cfg.Gateway {
@@ -169,19 +172,37 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			}
 			routes = append(routes, r)
 		}
-		gw, err := gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
+		var err error
+		gw, err = gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range routes {
-			mux.Handle(r.Prefix, gw)
+		m.gateway = gw
+		for _, p := range gw.Prefixes() {
+			mux.Handle(p, gw)
 		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusNotFound, "", map[string]string{"message": "no route for " + r.URL.Path})
 	})
-	return mux, nil
+	// Gateway and files paths go to their handlers before the ServeMux,
+	// which would redirect paths holding "..", "." or "//" elsewhere: the
+	// gateway forwards paths unchanged, and the files API refuses such
+	// paths with 400 itself.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case gw != nil && gw.Covers(p):
+			gw.ServeHTTP(w, r)
+		case strings.HasPrefix(p, filesPrefix):
+			fh.ServeHTTP(w, r)
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	}), nil
 }
+
+// filesPrefix is where the session files API is served.
+const filesPrefix = "/api/v1/session/files/"
 
 func openStore(cfg config.Config) (sessiond.Store, error) {
 	switch name := storeName(cfg.Store); name {
@@ -225,6 +246,9 @@ func (m *Main) Close() error {
 		if err := m.Service.Stop(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.gateway != nil {
+		m.gateway.Close()
 	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil {

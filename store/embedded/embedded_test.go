@@ -1,0 +1,862 @@
+package embedded
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"sessiond"
+	"sessiond/store/storetest"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// openTest opens a store in a fresh directory and closes it when the test
+// ends.
+func openTest(tb testing.TB, opts Options) *Store {
+	tb.Helper()
+	s, err := Open(tb.TempDir(), opts)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"default options", Options{}},
+		// Tiny batches: sweeps span many transactions and commits hold
+		// few writes.
+		{"tiny batches", Options{MaxBatch: 2, SweepBatch: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) sessiond.Store {
+				s, err := Open(t.TempDir(), tt.opts)
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return checkedStore{s, t}
+			})
+		})
+	}
+}
+
+// testSession returns a session with every field set.
+func testSession(i int) *sessiond.Session {
+	// Ids are random in production (sessiond.NewID): derive them from i
+	// by hashing so that they scatter over the key space the same way.
+	idh := sha256.Sum256(fmt.Appendf(nil, "id-%d", i))
+	id := hex.EncodeToString(idh[:16])
+	h := sha256.Sum256([]byte(id))
+	return &sessiond.Session{
+		ID:          id,
+		UserID:      fmt.Sprintf("user-%d", i%1000),
+		UserName:    fmt.Sprintf("User %d", i%1000),
+		Active:      true,
+		OpenTime:    t0.Add(time.Duration(i) * time.Millisecond),
+		RequestTime: t0.Add(time.Duration(i) * time.Millisecond),
+		ExpireTime:  t0.Add(30 * 24 * time.Hour),
+		Address:     "192.168.10.20",
+		Client:      "Mozilla/5.0 (X11; Linux x86_64)",
+		User:        json.RawMessage(`{"id":"u","name":"A User","roles":["reader","writer"]}`),
+		Data:        json.RawMessage(`{"cart":[1,2,3],"theme":"dark"}`),
+		APIKeyID:    "0123456789abcdef0123456789abcdef",
+		TokenHash:   h[:],
+	}
+}
+
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	ctx := t.Context()
+	var want []*sessiond.Session
+	for i := range 20 {
+		sess := testSession(i)
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		want = append(want, sess)
+	}
+	// Change, close and delete some; add a key.
+	upd, err := s.Update(ctx, want[3].ID, func(sess *sessiond.Session) error {
+		sess.Data = json.RawMessage(`"updated"`)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	want[3] = upd
+	if _, err := s.Delete(ctx, want[4].ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if err := s.Touch(ctx, []sessiond.Touch{{ID: want[5].ID, Time: t0.Add(time.Hour)}}); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	want[5].RequestTime = t0.Add(time.Hour)
+	closedIDs, err := s.CloseExpired(ctx, t0.Add(40*24*time.Hour), time.Hour)
+	if err != nil || len(closedIDs) != 19 {
+		t.Fatalf("CloseExpired = %d ids, %v; want 19", len(closedIDs), err)
+	}
+	for _, sess := range want {
+		sessiond.ApplyClose(sess, sess.Deadline(time.Hour), sessiond.ReasonExpired)
+	}
+	key := &sessiond.APIKey{ID: "k", Name: "key", SecretHash: []byte{1, 2, 3}, Created: t0}
+	if err := s.CreateAPIKey(ctx, key); err != nil {
+		t.Fatalf("CreateAPIKey: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if err := checkConsistency(s); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+	for i, w := range want {
+		got, err := s.Get(ctx, w.ID)
+		if i == 4 {
+			if sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
+				t.Errorf("deleted session after reopen: Get = %v, want not found", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Get(%s) after reopen: %v", w.ID, err)
+		}
+		if d := sessionDiff(got, w); d != "" {
+			t.Errorf("session %d after reopen differs: %s", i, d)
+		}
+	}
+	if got, err := s.GetAPIKey(ctx, "k"); err != nil || got.Name != "key" {
+		t.Errorf("GetAPIKey after reopen = %+v, %v", got, err)
+	}
+	// The indexes survived too: nothing is left to close, and everything
+	// closed can be purged.
+	if ids, err := s.CloseExpired(ctx, t0.Add(50*24*time.Hour), time.Hour); err != nil || len(ids) != 0 {
+		t.Errorf("CloseExpired after reopen = %v, %v; want none", ids, err)
+	}
+	if ids, err := s.Purge(ctx, t0.Add(50*24*time.Hour)); err != nil || len(ids) != 19 {
+		t.Errorf("Purge after reopen = %d ids, %v; want 19", len(ids), err)
+	}
+}
+
+// sessionDiff names the first differing field, comparing encodings (which
+// cover every field).
+func sessionDiff(got, want *sessiond.Session) string {
+	g, w := encodeSession(nil, got), encodeSession(nil, want)
+	if got.ID != want.ID || string(g) != string(w) {
+		return fmt.Sprintf("got %+v, want %+v", got, want)
+	}
+	return ""
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Run("locked by another store", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		if _, err := Open(dir, Options{LockTimeout: 50 * time.Millisecond}); err == nil {
+			t.Errorf("second Open of a directory in use succeeded")
+		}
+	})
+	t.Run("not a database", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName), []byte("this is not a bbolt file, not at all, no"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(dir, Options{}); err == nil {
+			t.Errorf("Open of a garbage file succeeded")
+		}
+	})
+	t.Run("newer format", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyFormat, []byte("99"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := Open(dir, Options{}); err == nil {
+			t.Errorf("Open of a newer format succeeded")
+		}
+	})
+	t.Run("creates the directory private", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a", "b")
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fi.Mode().Perm(), os.FileMode(0o700); got != want {
+			t.Errorf("directory mode = %v, want %v", got, want)
+		}
+		if got, want := s.Path(), filepath.Join(dir, FileName); got != want {
+			t.Errorf("Path() = %q, want %q", got, want)
+		}
+	})
+}
+
+func TestClose(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.Create(ctx, testSession(1)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+	id := testSession(1).ID
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Create", func() error { return s.Create(ctx, testSession(2)) }},
+		{"Get", func() error { _, err := s.Get(ctx, id); return err }},
+		{"GetByTokenHash", func() error { _, err := s.GetByTokenHash(ctx, testSession(1).TokenHash); return err }},
+		{"Update", func() error {
+			_, err := s.Update(ctx, id, func(*sessiond.Session) error { return nil })
+			return err
+		}},
+		{"Delete", func() error { _, err := s.Delete(ctx, id); return err }},
+		{"List", func() error { _, err := s.List(ctx, sessiond.Filter{}, sessiond.Paging{Take: 1}); return err }},
+		{"Touch", func() error { return s.Touch(ctx, []sessiond.Touch{{ID: id, Time: t0}}) }},
+		{"CloseExpired", func() error { _, err := s.CloseExpired(ctx, t0, time.Hour); return err }},
+		{"Purge", func() error { _, err := s.Purge(ctx, t0); return err }},
+		{"CreateAPIKey", func() error { return s.CreateAPIKey(ctx, &sessiond.APIKey{ID: "k"}) }},
+		{"GetAPIKey", func() error { _, err := s.GetAPIKey(ctx, "k"); return err }},
+		{"ListAPIKeys", func() error { _, err := s.ListAPIKeys(ctx); return err }},
+		{"DeleteAPIKey", func() error { return s.DeleteAPIKey(ctx, "k") }},
+		{"Ping", func() error { return s.Ping(ctx) }},
+	}
+	for _, tt := range calls {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := sessiond.ErrorCode(tt.call()), sessiond.EUNAVAILABLE; got != want {
+				t.Errorf("%s after Close: code %q, want %q", tt.name, got, want)
+			}
+		})
+	}
+}
+
+// TestCloseWhileWriting closes the store under concurrent writers: every
+// write either succeeds (and is then on disk) or fails with EUNAVAILABLE.
+func TestCloseWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		acked   []string
+		started = make(chan struct{})
+		once    sync.Once
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				sess := testSession(w*100000 + i)
+				err := s.Create(context.Background(), sess)
+				once.Do(func() { close(started) })
+				if err != nil {
+					if got := sessiond.ErrorCode(err); got != sessiond.EUNAVAILABLE {
+						t.Errorf("Create during Close: %v", err)
+					}
+					return
+				}
+				mu.Lock()
+				acked = append(acked, sess.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	for _, id := range acked {
+		if _, err := s.Get(t.Context(), id); err != nil {
+			t.Fatalf("acknowledged session %s lost: %v", id, err)
+		}
+	}
+}
+
+// TestBatchIsolation puts failing operations in the same commit as good
+// ones: each gets its own result.
+func TestBatchIsolation(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	if err := s.Create(ctx, testSession(0)); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	// Hold the committer so that everything below lands in one batch.
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	go s.write(ctx, func(*txn) error { close(holding); <-release; return nil })
+	<-holding
+
+	fnErr := errors.New("fn failed")
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, 16)
+	run := func(name string, fn func() error) {
+		go func() { results <- result{name, fn()} }()
+	}
+	run("create ok", func() error { return s.Create(ctx, testSession(1)) })
+	run("create conflict", func() error { return s.Create(ctx, testSession(0)) })
+	run("update fn error", func() error {
+		_, err := s.Update(ctx, testSession(0).ID, func(sess *sessiond.Session) error {
+			sess.UserName = "not stored"
+			return fnErr
+		})
+		return err
+	})
+	run("update panics", func() error {
+		_, err := s.Update(ctx, testSession(0).ID, func(sess *sessiond.Session) error {
+			sess.UserName = "not stored either"
+			panic("boom")
+		})
+		return err
+	})
+	run("update ok", func() error {
+		_, err := s.Update(ctx, testSession(0).ID, func(sess *sessiond.Session) error {
+			sess.Data = json.RawMessage(`"stored"`)
+			return nil
+		})
+		return err
+	})
+	run("delete missing", func() error { _, err := s.Delete(ctx, "missing"); return err })
+	run("create ok 2", func() error { return s.Create(ctx, testSession(2)) })
+	// Wait until all seven are queued, then let the batch run.
+	for len(s.queue) < 7 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+
+	want := map[string]string{
+		"create ok": "", "create ok 2": "", "update ok": "",
+		"create conflict": sessiond.ECONFLICT, "delete missing": sessiond.ENOTFOUND,
+		"update panics": sessiond.EINTERNAL,
+	}
+	for range 7 {
+		r := <-results
+		if r.name == "update fn error" {
+			if r.err != fnErr {
+				t.Errorf("%s: error %v, want the fn's error", r.name, r.err)
+			}
+			continue
+		}
+		if got := sessiond.ErrorCode(r.err); got != want[r.name] {
+			t.Errorf("%s: code %q (%v), want %q", r.name, got, r.err, want[r.name])
+		}
+	}
+	got, err := s.Get(ctx, testSession(0).ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if got.UserName != testSession(0).UserName || string(got.Data) != `"stored"` {
+		t.Errorf("session after the batch: user_name %q, data %s; want %q, \"stored\"", got.UserName, got.Data, testSession(0).UserName)
+	}
+	for _, i := range []int{1, 2} {
+		if _, err := s.Get(ctx, testSession(i).ID); err != nil {
+			t.Errorf("Get(created %d): %v", i, err)
+		}
+	}
+}
+
+func TestContextCanceled(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := s.Create(ctx, testSession(1))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Create with a canceled context = %v, want context.Canceled", err)
+	}
+	if _, err := s.Get(t.Context(), testSession(1).ID); sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
+		t.Errorf("canceled Create was stored: Get = %v", err)
+	}
+	if _, err := s.Get(ctx, "x"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a canceled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestInvalidInput(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	long := testSession(1)
+	long.ID = string(make([]byte, maxIDLen+1))
+	emptyID := testSession(2)
+	emptyID.ID = ""
+	longToken := testSession(3)
+	longToken.TokenHash = make([]byte, maxTokenHashLen+1)
+	for name, sess := range map[string]*sessiond.Session{"long id": long, "empty id": emptyID, "long token hash": longToken} {
+		if got := sessiond.ErrorCode(s.Create(ctx, sess)); got != sessiond.EINVALID {
+			t.Errorf("Create(%s): code %q, want %q", name, got, sessiond.EINVALID)
+		}
+	}
+	// A user_id too long for a bbolt key is indexed by its hash.
+	huge := testSession(4)
+	huge.UserID = string(make([]byte, 100000))
+	if err := s.Create(ctx, huge); err != nil {
+		t.Fatalf("Create(huge user_id): %v", err)
+	}
+	page, err := s.List(ctx, sessiond.Filter{UserID: huge.UserID}, sessiond.Paging{Take: 10})
+	if err != nil || len(page.Data) != 1 {
+		t.Errorf("List(huge user_id) = %v, %v; want the session", page, err)
+	}
+}
+
+// ---- codec ----
+
+func TestCodecRoundTrip(t *testing.T) {
+	full := testSession(7)
+	full.CloseTime = t0.Add(time.Hour + 123456789)
+	full.CloseReason = sessiond.ReasonForced
+	tests := []struct {
+		name string
+		sess *sessiond.Session
+	}{
+		{"every field", full},
+		{"zero", &sessiond.Session{ID: "z"}},
+		{"empty but not nil", &sessiond.Session{ID: "e", User: json.RawMessage{}, Data: json.RawMessage{}, TokenHash: []byte{}}},
+		{"extreme times", &sessiond.Session{ID: "x",
+			OpenTime:    time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+			RequestTime: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+			ExpireTime:  time.Unix(-1, 0).UTC(),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := encodeSession(nil, tt.sess)
+			if len(rec) > sessionSize(tt.sess) {
+				t.Errorf("record is %d bytes, above sessionSize %d", len(rec), sessionSize(tt.sess))
+			}
+			got, err := decodeSession(tt.sess.ID, rec)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if d := sessionDiff(got, tt.sess); d != "" {
+				t.Error(d)
+			}
+			for _, p := range []struct {
+				name string
+				a, b []byte
+			}{{"User", got.User, tt.sess.User}, {"Data", got.Data, tt.sess.Data}, {"TokenHash", got.TokenHash, tt.sess.TokenHash}} {
+				if (p.a == nil) != (p.b == nil) {
+					t.Errorf("%s: nil %v, want nil %v", p.name, p.a == nil, p.b == nil)
+				}
+			}
+			for _, p := range []struct {
+				name string
+				a, b time.Time
+			}{{"OpenTime", got.OpenTime, tt.sess.OpenTime}, {"RequestTime", got.RequestTime, tt.sess.RequestTime},
+				{"CloseTime", got.CloseTime, tt.sess.CloseTime}, {"ExpireTime", got.ExpireTime, tt.sess.ExpireTime}} {
+				if !p.a.Equal(p.b) || p.a.IsZero() != p.b.IsZero() {
+					t.Errorf("%s = %v, want %v", p.name, p.a, p.b)
+				}
+			}
+			if got.CloseTime.IsZero() && got.CloseTime != (time.Time{}) {
+				t.Errorf("zero CloseTime decodes as %#v, want time.Time{}", got.CloseTime)
+			}
+		})
+	}
+}
+
+// TestCodecCorrupt feeds every truncation and some bit flips of a record
+// to the decoder: it must fail or succeed, never panic.
+func TestCodecCorrupt(t *testing.T) {
+	rec := encodeSession(nil, testSession(1))
+	for n := range len(rec) {
+		if _, err := decodeSession("x", rec[:n]); err == nil {
+			t.Errorf("decoding %d of %d bytes succeeded", n, len(rec))
+		}
+	}
+	for i := range rec {
+		b := slices.Clone(rec)
+		b[i] ^= 0xff
+		decodeSession("x", b) // must not panic
+	}
+	b := slices.Clone(rec)
+	b[0] = 99
+	if _, err := decodeSession("x", b); err == nil {
+		t.Errorf("decoding an unknown version succeeded")
+	}
+	key := encodeAPIKey(nil, &sessiond.APIKey{ID: "k", Name: "n", SecretHash: []byte{1}, Created: t0})
+	for n := range len(key) {
+		if _, err := decodeAPIKey("k", key[:n]); err == nil {
+			t.Errorf("decoding %d of %d API key bytes succeeded", n, len(key))
+		}
+	}
+}
+
+func TestTimeKeyOrder(t *testing.T) {
+	times := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(-1, 999999999).UTC(),
+		time.Unix(0, 0).UTC(),
+		time.Unix(0, 1).UTC(),
+		t0,
+		t0.Add(time.Nanosecond),
+		t0.Add(time.Millisecond),
+		time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i := 1; i < len(times); i++ {
+		a, b := appendTime(nil, times[i-1]), appendTime(nil, times[i])
+		if string(a) >= string(b) {
+			t.Errorf("key(%v) >= key(%v)", times[i-1], times[i])
+		}
+		if got := getTime(b); !got.Equal(times[i]) {
+			t.Errorf("getTime(key(%v)) = %v", times[i], got)
+		}
+	}
+}
+
+// ---- benchmarks ----
+
+var benchLarge = flag.Int("embedded.large", 100_000, "sessions prefilled in the large Get benchmarks")
+
+// prefill stores n sessions, 10,000 per transaction.
+func prefill(tb testing.TB, s *Store, n int) {
+	tb.Helper()
+	const chunk = 10_000
+	for start := 0; start < n; start += chunk {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			t := newTxn(tx)
+			for i := start; i < min(start+chunk, n); i++ {
+				sess := testSession(i)
+				if err := t.tokens.Put(sess.TokenHash, []byte(sess.ID)); err != nil {
+					return err
+				}
+				if err := t.put(nil, sess); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatalf("prefill: %v", err)
+		}
+	}
+}
+
+// prefilled caches one prefilled store per size for the read benchmarks.
+var prefilled sync.Map // int -> *Store
+
+func prefilledStore(b *testing.B, n int) *Store {
+	if s, ok := prefilled.Load(n); ok {
+		return s.(*Store)
+	}
+	dir, err := os.MkdirTemp("", "embedded-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefill(b, s, n)
+	prefilled.Store(n, s)
+	return s
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	prefilled.Range(func(_, v any) bool {
+		s := v.(*Store)
+		s.Close()
+		os.RemoveAll(filepath.Dir(s.Path()))
+		return true
+	})
+	os.Exit(code)
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+func benchSizes() []int { return []int{1000, *benchLarge} }
+
+func BenchmarkGet(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			s := prefilledStore(b, n)
+			ctx := context.Background()
+			ids := make([]string, 1024)
+			for i := range ids {
+				ids[i] = testSession(i * 7919 % n).ID
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Get(ctx, ids[i%len(ids)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkGetByTokenHash(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			s := prefilledStore(b, n)
+			ctx := context.Background()
+			hashes := make([][]byte, 1024)
+			for i := range hashes {
+				hashes[i] = testSession(i * 7919 % n).TokenHash
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.GetByTokenHash(ctx, hashes[i%len(hashes)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	s := prefilledStore(b, *benchLarge)
+	b.ReportAllocs()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			i := int(next.Add(7919) % int64(*benchLarge))
+			if _, err := s.Get(ctx, testSession(i).ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCreateParallel runs about 64 concurrent writers, on an empty
+// store and on one holding -embedded.large sessions.
+func BenchmarkCreateParallel(b *testing.B) {
+	for _, n := range []int{0, *benchLarge} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			s := openTest(b, Options{})
+			prefill(b, s, n)
+			benchCreate(b, s, n)
+		})
+	}
+}
+
+// benchCreate creates b.N sessions from about 64 goroutines, numbered
+// from first.
+func benchCreate(b *testing.B, s *Store, first int) {
+	var next atomic.Int64
+	next.Store(int64(first))
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 64/runtimeProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if err := s.Create(ctx, testSession(int(next.Add(1)))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+}
+
+// BenchmarkUpdateParallel runs about 64 concurrent writers, each updating
+// its own sessions among 10,000.
+func BenchmarkUpdateParallel(b *testing.B) {
+	const n = 10_000
+	s := openTest(b, Options{})
+	prefill(b, s, n)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 64/runtimeProcs()))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := testSession(int(next.Add(1) % n)).ID
+			_, err := s.Update(ctx, id, func(sess *sessiond.Session) error {
+				sess.Data = json.RawMessage(`{"cart":[1,2,3],"theme":"light"}`)
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}
+
+// BenchmarkCreateSerial is one writer at a time: one commit, two fsyncs,
+// per write.
+func BenchmarkCreateSerial(b *testing.B) {
+	s := openTest(b, Options{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := s.Create(ctx, testSession(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkList(b *testing.B) {
+	s := prefilledStore(b, *benchLarge)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		f    sessiond.Filter
+		p    sessiond.Paging
+	}{
+		{"first page", sessiond.Filter{}, sessiond.Paging{Take: 100}},
+		{"user", sessiond.Filter{UserID: "user-42"}, sessiond.Paging{Take: 100, Total: true}},
+		{"time range", sessiond.Filter{FromTime: t0.Add(time.Second), ToTime: t0.Add(2 * time.Second)}, sessiond.Paging{Take: 100, Total: true}},
+		{"total of all", sessiond.Filter{}, sessiond.Paging{Take: 100, Total: true}},
+		{"total of active", sessiond.Filter{Active: ptrTo(true), Now: t0.Add(time.Hour), IdleTimeout: time.Hour}, sessiond.Paging{Take: 100, Total: true}},
+		{"total of a search", sessiond.Filter{Search: "user 42"}, sessiond.Paging{Take: 100, Total: true}},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.List(ctx, tt.f, tt.p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCodec(b *testing.B) {
+	sess := testSession(1)
+	rec := encodeSession(nil, sess)
+	js, _ := json.Marshal(sess)
+	b.Run("binary/encode", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			buf = encodeSession(buf[:0], sess)
+		}
+	})
+	b.Run("binary/decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeSession(sess.ID, rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json/encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(sess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json/decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var s sessiond.Session
+			if err := json.Unmarshal(js, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Logf("record sizes: binary %d bytes, json %d bytes", len(rec), len(js))
+}
+
+// BenchmarkSweep runs CloseExpired and Purge over -embedded.large active
+// sessions of which none is due: the indexes make this cost nothing like
+// a scan.
+func BenchmarkSweep(b *testing.B) {
+	s := prefilledStore(b, *benchLarge)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if ids, err := s.CloseExpired(ctx, t0.Add(time.Hour), 24*time.Hour); err != nil || len(ids) != 0 {
+			b.Fatalf("CloseExpired = %d ids, %v", len(ids), err)
+		}
+		if ids, err := s.Purge(ctx, t0); err != nil || len(ids) != 0 {
+			b.Fatalf("Purge = %d ids, %v", len(ids), err)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// BenchmarkTouch flushes 1,000 coalesced request_time updates per call
+// (what the Service writes each second) into -embedded.large sessions.
+func BenchmarkTouch(b *testing.B) {
+	s := openTest(b, Options{})
+	prefill(b, s, *benchLarge)
+	ctx := context.Background()
+	touches := make([]sessiond.Touch, 1000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for j := range touches {
+			touches[j] = sessiond.Touch{
+				ID:   testSession((i*len(touches) + j) * 7919 % *benchLarge).ID,
+				Time: t0.Add(time.Duration(i+1) * time.Second),
+			}
+		}
+		if err := s.Touch(ctx, touches); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(touches))/b.Elapsed().Seconds(), "touches/s")
+}

@@ -1,0 +1,225 @@
+// Package storetest is the conformance suite of sessiond.Store. Every
+// engine's tests call Run with a constructor of fresh, empty stores:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) sessiond.Store { return memory.New() })
+//	}
+//
+// The suite uses fixed times only (no wall clock, no sleeps), millisecond
+// precision (that of every wire format) and UTC. It compares times with
+// time.Time.Equal and JSON values by meaning, so engines that keep JSON in
+// a JSON column type (which may reformat it) pass, but nil and non-nil
+// must stay apart.
+package storetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sessiond"
+)
+
+// Run runs the whole suite. newStore must return a fresh, empty store for
+// the test it is given; Run closes it when that test ends.
+func Run(t *testing.T, newStore func(t *testing.T) sessiond.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s sessiond.Store)
+	}{
+		{"CreateGet", testCreateGet},
+		{"CreateCopies", testCreateCopies},
+		{"Conflict", testConflict},
+		{"NotFound", testNotFound},
+		{"Update", testUpdate},
+		{"UpdateMovesIndexes", testUpdateMovesIndexes},
+		{"Delete", testDelete},
+		{"ListFilter", testListFilter},
+		{"ListOrder", testListOrder},
+		{"ListPaging", testListPaging},
+		{"Touch", testTouch},
+		{"CloseExpired", testCloseExpired},
+		{"CloseExpiredMany", testCloseExpiredMany},
+		{"Purge", testPurge},
+		{"PurgeMany", testPurgeMany},
+		{"APIKeys", testAPIKeys},
+		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"ConcurrentCreates", testConcurrentCreates},
+		{"Ping", testPing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tt.fn(t, s)
+		})
+	}
+}
+
+// T0 is the base of every time in the suite.
+var T0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// at returns T0 + d.
+func at(d time.Duration) time.Time { return T0.Add(d) }
+
+// tokenHash returns a distinct token hash per name.
+func tokenHash(name string) []byte {
+	h := sha256.Sum256([]byte("token:" + name))
+	return h[:]
+}
+
+// active returns an active session opened and last used at open, with
+// every string field and user set.
+func active(id string, open time.Time) *sessiond.Session {
+	return &sessiond.Session{
+		ID:          id,
+		UserID:      "user-" + id,
+		UserName:    "User " + id,
+		Active:      true,
+		OpenTime:    open,
+		RequestTime: open,
+		Address:     "10.0.0.1",
+		Client:      "web",
+		User:        json.RawMessage(`{"id":"user-` + id + `","roles":["reader"]}`),
+		Data:        json.RawMessage(`{"cart":[1,2]}`),
+		APIKeyID:    "key-1",
+		TokenHash:   tokenHash(id),
+	}
+}
+
+// closed returns a session closed at closeTime for reason, as
+// sessiond.ApplyClose leaves it.
+func closed(id string, open, closeTime time.Time, reason string) *sessiond.Session {
+	s := active(id, open)
+	sessiond.ApplyClose(s, closeTime, reason)
+	return s
+}
+
+func mustCreate(t *testing.T, s sessiond.Store, sessions ...*sessiond.Session) {
+	t.Helper()
+	for _, sess := range sessions {
+		if err := s.Create(t.Context(), sess); err != nil {
+			t.Fatalf("Create(%s): %v", sess.ID, err)
+		}
+	}
+}
+
+func mustGet(t *testing.T, s sessiond.Store, id string) *sessiond.Session {
+	t.Helper()
+	sess, err := s.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return sess
+}
+
+// wantCode fails unless err carries the code.
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := sessiond.ErrorCode(err); got != code {
+		t.Errorf("%s: error code = %q (%v), want %q", what, got, err, code)
+	}
+}
+
+// checkSession fails the test with every field of got that differs from
+// want.
+func checkSession(t *testing.T, what string, got, want *sessiond.Session) {
+	t.Helper()
+	if d := diffSession(got, want); d != "" {
+		t.Errorf("%s: session differs (got vs want):\n%s", what, d)
+	}
+}
+
+func diffSession(got, want *sessiond.Session) string {
+	if got == nil || want == nil {
+		if got != want {
+			return fmt.Sprintf("  got %v, want %v", got, want)
+		}
+		return ""
+	}
+	var b strings.Builder
+	str := func(name, g, w string) {
+		if g != w {
+			fmt.Fprintf(&b, "  %s: %q vs %q\n", name, g, w)
+		}
+	}
+	tm := func(name string, g, w time.Time) {
+		if !g.Equal(w) {
+			fmt.Fprintf(&b, "  %s: %v vs %v\n", name, g, w)
+		}
+	}
+	js := func(name string, g, w json.RawMessage) {
+		if !sameJSON(g, w) {
+			fmt.Fprintf(&b, "  %s: %s vs %s\n", name, showJSON(g), showJSON(w))
+		}
+	}
+	str("ID", got.ID, want.ID)
+	str("UserID", got.UserID, want.UserID)
+	str("UserName", got.UserName, want.UserName)
+	if got.Active != want.Active {
+		fmt.Fprintf(&b, "  Active: %v vs %v\n", got.Active, want.Active)
+	}
+	tm("OpenTime", got.OpenTime, want.OpenTime)
+	tm("RequestTime", got.RequestTime, want.RequestTime)
+	tm("CloseTime", got.CloseTime, want.CloseTime)
+	tm("ExpireTime", got.ExpireTime, want.ExpireTime)
+	str("CloseReason", got.CloseReason, want.CloseReason)
+	str("Address", got.Address, want.Address)
+	str("Client", got.Client, want.Client)
+	js("User", got.User, want.User)
+	js("Data", got.Data, want.Data)
+	str("APIKeyID", got.APIKeyID, want.APIKeyID)
+	if !bytes.Equal(got.TokenHash, want.TokenHash) {
+		fmt.Fprintf(&b, "  TokenHash: %x vs %x\n", got.TokenHash, want.TokenHash)
+	}
+	return b.String()
+}
+
+// sameJSON reports whether a and b are both nil or both hold the same JSON
+// value.
+func sameJSON(a, b json.RawMessage) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == nil || bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func showJSON(v json.RawMessage) string {
+	if v == nil {
+		return "<nil>"
+	}
+	return string(v)
+}
+
+// ids returns the ids of sessions, in order.
+func ids(sessions []*sessiond.Session) []string {
+	out := make([]string, len(sessions))
+	for i, s := range sessions {
+		out[i] = s.ID
+	}
+	return out
+}
+
+// sameIDs compares id sets (order ignored; duplicates count).
+func sameIDs(got, want []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
+}
+
+func ptr[T any](v T) *T { return &v }
