@@ -22,6 +22,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,9 +43,20 @@ func main() {
 		large    = flag.Int("large", 1_000_000, "sessions stored for the large get_session_by_id run (0 skips it)")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
 		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and load) to `file`")
 	)
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sessiond-load:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*duration, *conns, *rounds, *large, *only, *dataDir); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
 	}

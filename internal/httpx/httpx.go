@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -241,12 +242,16 @@ func LogError(r *http.Request, err error) {
 	}
 }
 
-// Middleware puts log in every request's context, recovers panics into a
-// 500 and, at Debug level, logs each request. Per-request logging costs
-// throughput, so it is off at the default Info level.
+// Middleware recovers panics into a 500 and, at Debug level, logs each
+// request. Per-request logging costs throughput, so it is off at the
+// default Info level. It puts log in the request's context unless the
+// server already did once for all requests (BaseContext), which saves a
+// copy of every request.
 func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(WithLogger(r.Context(), log))
+		if _, ok := r.Context().Value(loggerKey).(*slog.Logger); !ok {
+			r = r.WithContext(WithLogger(r.Context(), log))
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -266,6 +271,13 @@ func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 		log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"duration", time.Since(start), "correlation_id", CorrelationID(r), "remote", r.RemoteAddr)
 	})
+}
+
+// BaseContext returns an http.Server BaseContext that carries log into
+// every request's context, once per listener rather than once per request.
+func BaseContext(log *slog.Logger) func(net.Listener) context.Context {
+	ctx := WithLogger(context.Background(), log)
+	return func(net.Listener) context.Context { return ctx }
 }
 
 type statusWriter struct {
