@@ -126,30 +126,6 @@ func errorDoc(status int, code, detail string, meta map[string]any) *document {
 	}}}
 }
 
-// statusOf maps a sessiond error code to the admin API's HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case sessiond.EINVALID:
-		return http.StatusBadRequest
-	case sessiond.ENOTFOUND:
-		return http.StatusNotFound
-	case sessiond.ECLOSED, sessiond.ECONFLICT:
-		return http.StatusConflict
-	case sessiond.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case sessiond.EFORBIDDEN:
-		return http.StatusForbidden
-	case sessiond.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case sessiond.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	case sessiond.ETIMEOUT:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // writeError answers err as a JSON:API error document with the matching
 // HTTP status, and logs it once. Internal errors show only a generic
 // message; their cause goes to the log. A 401 carries the Basic challenge.
@@ -161,7 +137,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	httpx.LogError(r, err)
 	code := sessiond.ErrorCode(err)
-	status := statusOf(code)
+	status := httpx.StatusOf(code)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
 	}
@@ -220,7 +196,7 @@ func (s *server) decodeResource(r *http.Request, typ string) (*resourceIn, error
 	if t, ok := data["type"]; ok && !isNull(t) {
 		var got string
 		if err := json.Unmarshal(t, &got); err != nil {
-			return nil, sessiond.Errorf(sessiond.EINVALID, "data.type: expected a string, got %s", jsonKind(t))
+			return nil, sessiond.Errorf(sessiond.EINVALID, "data.type: expected a string, got %s", httpx.JSONKind(t))
 		}
 		if got != typ {
 			return nil, sessiond.Errorf(sessiond.ECONFLICT, "data.type: this collection holds %q resources, not %q", typ, got)
@@ -250,7 +226,7 @@ func (in *resourceIn) string(name string) (string, error) {
 	}
 	var v string
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", sessiond.Errorf(sessiond.EINVALID, "data.attributes.%s: expected a string, got %s", name, jsonKind(raw))
+		return "", sessiond.Errorf(sessiond.EINVALID, "data.attributes.%s: expected a string, got %s", name, httpx.JSONKind(raw))
 	}
 	return v, nil
 }
@@ -276,7 +252,7 @@ func decodeObject(b []byte, what string) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, sessiond.Errorf(sessiond.EINVALID, "%s: expected a JSON object, got %s", what, jsonKind(b))
+			return nil, sessiond.Errorf(sessiond.EINVALID, "%s: expected a JSON object, got %s", what, httpx.JSONKind(b))
 		}
 		return nil, httpx.DecodeError(err)
 	}
@@ -303,25 +279,3 @@ func onlyMembers(m map[string]json.RawMessage, what string, allowed ...string) e
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// jsonKind names the kind of a valid JSON value, for error messages.
-func jsonKind(raw json.RawMessage) string {
-	b := bytes.TrimSpace(raw)
-	if len(b) == 0 {
-		return "nothing"
-	}
-	switch b[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
-}

@@ -2,7 +2,7 @@ package jsonrpc
 
 import (
 	"encoding/json"
-	"net/http"
+	"sessiond/internal/httpx"
 
 	"sessiond"
 )
@@ -83,24 +83,7 @@ func toError(err error) (e *Error, internal bool) {
 // httpStatus is the HTTP status of an error that answers the whole HTTP
 // request (authentication, transport). Errors inside a JSON-RPC exchange
 // are answered with 200, as JSON-RPC over HTTP does.
-func httpStatus(err error) int {
-	switch sessiond.ErrorCode(err) {
-	case sessiond.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case sessiond.EFORBIDDEN:
-		return http.StatusForbidden
-	case sessiond.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case sessiond.EINVALID:
-		return http.StatusBadRequest
-	case sessiond.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	case sessiond.ETIMEOUT:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
-}
+func httpStatus(err error) int { return httpx.StatusOf(sessiond.ErrorCode(err)) }
 
 // appendError appends the JSON text of e.
 func appendError(b []byte, e *Error) []byte {

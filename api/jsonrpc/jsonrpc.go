@@ -160,7 +160,7 @@ func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Ca
 		return h.serveBatch(ctx, r, c, v, out)
 	default:
 		return appendErrorResponse(out, nullID,
-			invalidRequest("the body must be a request object or an array of them (a batch), not "+kind(v))), true
+			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true
 	}
 }
 
@@ -246,7 +246,7 @@ type request struct {
 func parseRequest(v []byte) (request, *Error) {
 	var req request
 	if len(v) == 0 || v[0] != '{' {
-		return req, invalidRequest("a request must be a JSON object, not " + kind(v))
+		return req, invalidRequest("a request must be a JSON object, not " + httpx.JSONKind(v))
 	}
 	const (
 		mJSONRPC = iota
@@ -289,7 +289,7 @@ func parseRequest(v []byte) (request, *Error) {
 		case 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			req.id = id
 		default:
-			return request{}, invalidRequest(`"id" must be a string, a number or null, not ` + kind(id))
+			return request{}, invalidRequest(`"id" must be a string, a number or null, not ` + httpx.JSONKind(id))
 		}
 		if dup == "id" {
 			return request{}, invalidRequest(`member "id" appears more than once`)
@@ -308,12 +308,12 @@ func parseRequest(v []byte) (request, *Error) {
 		return req, invalidRequest(`member "method" is missing`)
 	}
 	if !isString(vals[mMethod]) {
-		return req, invalidRequest(`member "method" must be a string, not ` + kind(vals[mMethod]))
+		return req, invalidRequest(`member "method" must be a string, not ` + httpx.JSONKind(vals[mMethod]))
 	}
 	req.method = vals[mMethod]
 	if p := vals[mParams]; seen[mParams] && !isNull(p) {
 		if c := first(p); c != '{' && c != '[' {
-			return req, invalidRequest(`member "params" must be an object or an array, not ` + kind(p))
+			return req, invalidRequest(`member "params" must be an object or an array, not ` + httpx.JSONKind(p))
 		}
 		req.params = p
 	}

@@ -252,7 +252,7 @@ func (p *params) str(i int, required bool) (string, *Error) {
 	case v == nil, !required && isNull(v):
 		return "", nil
 	case !isString(v):
-		return "", paramError(name, "must be a string, not "+kind(v))
+		return "", paramError(name, "must be a string, not "+httpx.JSONKind(v))
 	}
 	s := decodeString(v)
 	if required && s == "" {
@@ -269,7 +269,7 @@ func (p *params) seconds(i int, def, max time.Duration) (time.Duration, *Error) 
 		return min(def, max), nil
 	}
 	if c := first(v); c != '-' && (c < '0' || c > '9') {
-		return 0, paramError(name, "must be a number of seconds, not "+kind(v))
+		return 0, paramError(name, "must be a number of seconds, not "+httpx.JSONKind(v))
 	}
 	// json.Valid accepted the syntax; the only error left is range, where
 	// f is ±Inf or 0, which the checks below handle.

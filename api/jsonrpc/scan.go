@@ -161,27 +161,6 @@ func stringIs(v []byte, s string) bool {
 	return decodeString(v) == s
 }
 
-// kind names the JSON type of the raw value v, for error messages.
-func kind(v []byte) string {
-	if len(v) == 0 {
-		return "nothing"
-	}
-	switch v[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
-}
-
 func isNull(v []byte) bool { return len(v) == 4 && string(v) == "null" }
 
 // validString reports whether the raw JSON string v is valid UTF-8, so
