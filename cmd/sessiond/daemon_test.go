@@ -139,9 +139,10 @@ type wireSession struct {
 
 // record is what the load acknowledged for one session.
 type record struct {
-	acked     int  // highest data version acknowledged
-	attempted int  // highest data version sent (acknowledged or not)
-	closed    bool // close acknowledged
+	acked          int  // highest data version acknowledged
+	attempted      int  // highest data version sent (acknowledged or not)
+	closeAttempted bool // close sent (acknowledged or not)
+	closed         bool // close acknowledged
 }
 
 // TestKill9KeepsAcknowledgedWrites runs sessiond as a child process, puts it
@@ -189,6 +190,9 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 					acks++
 					mu.Unlock()
 				}
+				mu.Lock()
+				rec.closeAttempted = true
+				mu.Unlock()
 				if code, err := command(ctx, client, d.public, "close_session", map[string]any{"session_id": s.ID}, nil); err == nil && code == http.StatusOK {
 					mu.Lock()
 					rec.closed = true
@@ -205,7 +209,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		mu.Lock()
 		n := acks
 		mu.Unlock()
-		if n >= 3000 || time.Now().After(deadline) {
+		if n >= 10000 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -232,6 +236,14 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		if rec.closed {
 			if s.Active {
 				t.Errorf("session %s: acknowledged close lost: still active", id)
+			}
+			continue
+		}
+		if !s.Active {
+			// A close may have been applied without its answer arriving
+			// before the kill; closing clears the data.
+			if !rec.closeAttempted {
+				t.Errorf("session %s: closed, but no close was sent", id)
 			}
 			continue
 		}

@@ -3,7 +3,10 @@ package embedded
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"sessiond"
 )
@@ -14,52 +17,69 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *sessiond.APIKey) error {
 	if k.ID == "" || len(k.ID) > maxIDLen {
 		return sessiond.Errorf(sessiond.EINVALID, "api key id must be 1 to %d bytes", maxIDLen)
 	}
-	rec := encodeAPIKey(nil, k)
-	id := []byte(k.ID)
-	return s.write(ctx, func(t *txn) error {
-		if t.apiKeys.Get(id) != nil {
-			return sessiond.Errorf(sessiond.ECONFLICT, "api key %s already exists", k.ID)
-		}
-		return fatal(t.apiKeys.Put(id, rec))
-	})
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.exit()
+	key := apiKeyKey(k.ID)
+	s.keyLock.Lock()
+	defer s.keyLock.Unlock()
+	if found, err := s.exists(key); err != nil {
+		return err
+	} else if found {
+		return sessiond.Errorf(sessiond.ECONFLICT, "api key %s already exists", k.ID)
+	}
+	if err := s.db.Set(key, encodeAPIKey(nil, k), pebble.Sync); err != nil {
+		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}
+	}
+	return nil
 }
 
 // GetAPIKey returns the key. ENOTFOUND if there is none.
 func (s *Store) GetAPIKey(ctx context.Context, id string) (*sessiond.APIKey, error) {
-	var k *sessiond.APIKey
-	err := s.view(ctx, func(t *txn) error {
-		v := t.apiKeyBucket().Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		var err error
-		k, err = decodeAPIKey(id, v)
-		return err
-	})
-	if err != nil {
+	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
-	if k == nil {
+	defer s.exit()
+	v, closer, err := s.db.Get(apiKeyKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, notFound("api key", id)
+	} else if err != nil {
+		return nil, sessiond.Internal(err)
+	}
+	defer closer.Close()
+	k, err := decodeAPIKey(id, v)
+	if err != nil {
+		return nil, sessiond.Internal(err)
 	}
 	return k, nil
 }
 
 // ListAPIKeys returns every key, oldest first (ties by id).
 func (s *Store) ListAPIKeys(ctx context.Context) ([]*sessiond.APIKey, error) {
-	keys := []*sessiond.APIKey{}
-	err := s.view(ctx, func(t *txn) error {
-		return t.apiKeyBucket().ForEach(func(id, v []byte) error {
-			k, err := decodeAPIKey(string(id), v)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, k)
-			return nil
-		})
-	})
-	if err != nil {
+	if err := s.enter(ctx); err != nil {
 		return nil, err
+	}
+	defer s.exit()
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindAPIKey}, UpperBound: []byte{kindAPIKey + 1}})
+	if err != nil {
+		return nil, sessiond.Internal(err)
+	}
+	defer iter.Close()
+	keys := []*sessiond.APIKey{}
+	for iter.First(); iter.Valid(); iter.Next() {
+		v, err := iter.ValueAndErr()
+		if err != nil {
+			return nil, sessiond.Internal(err)
+		}
+		k, err := decodeAPIKey(string(iter.Key()[1:]), v)
+		if err != nil {
+			return nil, sessiond.Internal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := iter.Error(); err != nil {
+		return nil, sessiond.Internal(err)
 	}
 	slices.SortFunc(keys, func(a, b *sessiond.APIKey) int {
 		if c := a.Created.Compare(b.Created); c != 0 {
@@ -72,11 +92,20 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]*sessiond.APIKey, error) {
 
 // DeleteAPIKey removes the key. ENOTFOUND if there is none.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
-	key := []byte(id)
-	return s.write(ctx, func(t *txn) error {
-		if t.apiKeys.Get(key) == nil {
-			return notFound("api key", id)
-		}
-		return fatal(t.apiKeys.Delete(key))
-	})
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.exit()
+	key := apiKeyKey(id)
+	s.keyLock.Lock()
+	defer s.keyLock.Unlock()
+	if found, err := s.exists(key); err != nil {
+		return err
+	} else if !found {
+		return notFound("api key", id)
+	}
+	if err := s.db.Delete(key, pebble.Sync); err != nil {
+		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}
+	}
+	return nil
 }

@@ -1,24 +1,23 @@
 package embedded
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 
 	"sessiond"
 )
 
 // checkedStore runs checkConsistency before closing, so that every
-// conformance test ends with a full check of the file.
+// conformance test ends with a full check of the store.
 type checkedStore struct {
 	*Store
 	t *testing.T
 }
 
 func (c checkedStore) Close() error {
-	if !c.closed.Load() {
+	if !c.isClosed() {
 		if err := checkConsistency(c.Store); err != nil {
 			c.t.Errorf("consistency check: %v", err)
 		}
@@ -26,71 +25,106 @@ func (c checkedStore) Close() error {
 	return c.Store.Close()
 }
 
-// checkConsistency verifies bbolt's own structure, then that the token
-// and index buckets hold exactly the entries the stored sessions imply.
+func (s *Store) isClosed() bool {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	return s.closed
+}
+
+// checkConsistency verifies that the token and user index keys, and the
+// in-memory index, hold exactly the entries the stored sessions imply, and
+// that no key of an unknown kind is stored. Call it with no write running.
 func checkConsistency(s *Store) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
+	iter, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	var (
+		users     = map[string]bool{}   // user index keys the sessions imply
+		tokens    = map[string]string{} // token index entries not yet seen
+		allTokens = map[string]string{}
+		items     = map[item]bool{}
+		errs      []error
+	)
+	// Sessions come before tokens and user keys in key order ('s' < 't' <
+	// 'u'), so the wanted entries are complete when those are checked.
+	for iter.First(); iter.Valid(); iter.Next() {
+		k := bytes.Clone(iter.Key())
+		v, err := iter.ValueAndErr()
+		if err != nil {
+			return err
 		}
-		if len(errs) > 0 {
-			return errors.Join(errs...)
-		}
-		var want [numIndexes]map[string]bool
-		for i := range want {
-			want[i] = map[string]bool{}
-		}
-		tokens := map[string]string{}
-		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			sess, err := decodeSession(string(k), v)
+		switch k[0] {
+		case kindMeta, kindAPIKey:
+		case kindSession:
+			sess, err := decodeSession(string(k[1:]), v)
 			if err != nil {
 				return err
 			}
-			for i, key := range sessionIndexes(sess) {
-				if key != nil {
-					want[i][string(key)] = true
-				}
+			if uk := userIndexKey(sess); uk != nil {
+				users[string(uk)] = true
 			}
 			if len(sess.TokenHash) > 0 {
 				tokens[string(sess.TokenHash)] = sess.ID
+				allTokens[string(sess.TokenHash)] = sess.ID
 			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for i, name := range indexBuckets {
-			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
-				if !want[i][string(k)] {
-					return fmt.Errorf("%s: stray key %x", name, k)
-				}
-				delete(want[i], string(k))
-				return nil
-			})
-			if err != nil {
-				return err
+			items[itemOf(sess)] = true
+		case kindToken:
+			hash := string(k[1:])
+			if id, ok := tokens[hash]; !ok || id != string(v) {
+				errs = append(errs, fmt.Errorf("token %x -> %q, want %q", hash, v, id))
 			}
-			if len(want[i]) > 0 {
-				return fmt.Errorf("%s: %d keys missing", name, len(want[i]))
+			delete(tokens, hash)
+		case kindUser:
+			if !users[string(k)] {
+				errs = append(errs, fmt.Errorf("stray user index key %x", k))
 			}
+			delete(users, string(k))
+		default:
+			errs = append(errs, fmt.Errorf("key of unknown kind %x", k))
 		}
-		n := 0
-		err = tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			n++
-			if tokens[string(k)] != string(v) {
-				return fmt.Errorf("tokens: %x -> %q, want %q", k, v, tokens[string(k)])
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	}
+	if err := iter.Error(); err != nil {
+		return err
+	}
+	if len(tokens) > 0 {
+		errs = append(errs, fmt.Errorf("%d token index entries missing", len(tokens)))
+	}
+	if len(users) > 0 {
+		errs = append(errs, fmt.Errorf("%d user index entries missing", len(users)))
+	}
+	n := 0
+	s.mem.snapshot().Ascend(func(it item) bool {
+		n++
+		if !items[it] {
+			errs = append(errs, fmt.Errorf("in-memory index: stray or stale item %+v", it))
 		}
-		if n != len(tokens) {
-			return fmt.Errorf("tokens: %d entries, want %d", n, len(tokens))
-		}
-		return nil
+		return true
 	})
+	if n != len(items) {
+		errs = append(errs, fmt.Errorf("in-memory index: %d items, want %d", n, len(items)))
+	}
+	s.mem.mu.RLock()
+	entries := len(s.mem.tokens)
+	for _, n := range s.mem.shared {
+		entries += n
+	}
+	s.mem.mu.RUnlock()
+	if entries != len(allTokens) {
+		errs = append(errs, fmt.Errorf("in-memory token map: %d entries, want %d", entries, len(allTokens)))
+	}
+	for hash, id := range allTokens {
+		if got, present := s.mem.tokenRef([]byte(hash)); !present || got != id && got != "" {
+			errs = append(errs, fmt.Errorf("in-memory token map: %x -> %q, %v; want %q", hash, got, present, id))
+		}
+	}
+	if _, closer, err := s.db.Get(keyFormat); err != nil {
+		errs = append(errs, fmt.Errorf("format key: %w", err))
+	} else {
+		closer.Close()
+	}
+	return errors.Join(errs...)
 }
 
 var _ sessiond.Store = checkedStore{}

@@ -13,7 +13,7 @@ import (
 // times faster than encoding/json, allocates three times per decoded
 // session, and lets Touch rewrite request_time in place.
 //
-// Session record, version 1 (the session id is the bucket key, not stored):
+// Session record, version 1 (the session id is in the key, not stored):
 //
 //	[0]      version (1)
 //	[1]      flags: active, user present, data present, token hash present
@@ -43,7 +43,7 @@ const (
 	offVar     = offExpire + timeLen
 )
 
-// API key record, version 1 (the id is the bucket key):
+// API key record, version 1 (the id is in the key):
 //
 //	[0] version (1), [1] flags (secret hash present), [2:14] created,
 //	then uvarint length + bytes: name, secret_hash.

@@ -69,7 +69,7 @@ func TestCrashDurability(t *testing.T) {
 			continue // test framework output
 		}
 		// Kill well inside the run, with writes in flight.
-		if !killed && len(created) >= 3000 {
+		if !killed && len(created) >= 10_000 {
 			if err := cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -106,9 +106,10 @@ func TestCrashDurability(t *testing.T) {
 }
 
 // crashChild writes until killed: 16 goroutines create sessions, 4
-// increment a counter. It stops by itself after 60 s.
+// increment a counter. It stops by itself after 60 s. Its memtables are
+// small, so that it is killed with flushes and compactions under way too.
 func crashChild(dir string) {
-	s, err := Open(dir, Options{})
+	s, err := Open(dir, Options{MemTableSize: 1 << 20})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)

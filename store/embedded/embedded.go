@@ -1,81 +1,103 @@
-// Package embedded is the default store engine: a single bbolt file under a
-// data directory, with no set-up.
+// Package embedded is the default store engine: a pebble LSM under a data
+// directory, with no set-up.
 //
-// Every write is durable (fsynced) before it returns. Writes are group
-// committed: one committer goroutine applies all the writes queued while
-// its previous commit ran in one read-write transaction, so concurrent
-// writers share one fsync. Reads use read-only transactions on the
-// memory-mapped file and never wait for writes. See docs/design.md,
-// "Embedded store".
+// Every write is durable (its WAL record is fsynced) before it returns. Concurrent
+// writers share fsyncs: pebble group-commits the synced batches that queue
+// while a WAL sync runs into the next one. Read-modify-writes of one session
+// are serialised by a striped lock, never a global one. Lookups by id and
+// token hash, and List by user, read pebble; the order of all sessions by
+// open time and the data the sweeps need live in an in-memory index rebuilt
+// at Open. See docs/design.md, "Embedded store".
 package embedded
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"sessiond"
 )
 
-// FileName is the name of the database file inside the data directory.
-const FileName = "sessiond.db"
+// DirName is the directory, inside the data directory, that holds pebble's
+// files.
+const DirName = "store"
+
+// legacyFileName is the single bbolt file of the engine before this one.
+const legacyFileName = "sessiond.db"
 
 // Options tune the engine. The zero value is right for production.
 type Options struct {
-	// LockTimeout bounds the wait for the file lock when another process
-	// has the database open. Default 1s.
+	// LockTimeout bounds the wait for the directory lock when another
+	// process (or another Store) has the store open. Default 1s.
 	LockTimeout time.Duration
-	// MaxBatch caps how many queued writes one commit applies. Default 1024.
-	MaxBatch int
-	// SweepBatch caps how many sessions one CloseExpired or Purge
-	// transaction handles; larger sweeps take several transactions so that
-	// other writers are not held up. Default 10000.
+	// SweepBatch caps how many sessions one CloseExpired or Purge batch
+	// handles; each batch is one synced commit that holds the locks of its
+	// sessions. Default 1000.
 	SweepBatch int
-	// InitialMmapSize is the initial size of the read-only memory map.
-	// While the file fits in it, long reads never delay a commit (growing
-	// the map waits for open reads). Default 1 GiB on 64-bit systems; it
-	// costs address space, not memory.
-	InitialMmapSize int
+	// CacheSize is the size of pebble's block cache. Default 128 MiB.
+	CacheSize int64
+	// MemTableSize is the size of each pebble memtable. Default 32 MiB.
+	MemTableSize uint64
 }
 
 func (o Options) withDefaults() Options {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
 	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 1024
-	}
 	if o.SweepBatch <= 0 {
-		o.SweepBatch = 10000
+		o.SweepBatch = 1000
 	}
-	if o.InitialMmapSize <= 0 && strconv.IntSize == 64 {
-		o.InitialMmapSize = 1 << 30
+	if o.CacheSize <= 0 {
+		o.CacheSize = 128 << 20
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 32 << 20
 	}
 	return o
 }
 
+// numStripes is the number of session locks; a session's is picked by a
+// hash of its id (and, for Create's uniqueness check, of its token hash).
+const numStripes = 256
+
+// stripe is one lock, padded to its own cache line.
+type stripe struct {
+	sync.Mutex
+	_ [64 - 8]byte
+}
+
 // Store is the embedded sessiond.Store.
 type Store struct {
-	db   *bolt.DB
+	db   *pebble.DB
+	lock *pebble.Lock
+	dir  string
 	opts Options
 
-	// mu guards closing against enqueueing: writers hold it shared while
-	// they hand an op to the committer, Close holds it exclusively to
-	// close the queue.
-	mu     sync.RWMutex
-	closed atomic.Bool
-	queue  chan *op
-	done   chan struct{} // closed when the committer has exited
+	// mem orders every session by open time and keeps what the sweeps
+	// need; see memIndex.
+	mem *memIndex
+
+	seed    maphash.Seed
+	ids     [numStripes]stripe // by session id: every write of a session
+	tokens  [numStripes]stripe // by token hash: Create's uniqueness check
+	keyLock sync.Mutex         // API key writes
+
+	// life guards closing against operations: each operation holds it
+	// shared while it runs, Close holds it exclusively.
+	life   sync.RWMutex
+	closed bool
 }
 
 var _ sessiond.Store = (*Store)(nil)
@@ -83,303 +105,195 @@ var _ sessiond.Store = (*Store)(nil)
 // errClosed is returned by every operation after Close.
 var errClosed = sessiond.Errorf(sessiond.EUNAVAILABLE, "store is closed")
 
-// Open opens (creating if needed) the database dir/sessiond.db. The
-// directory is created with mode 0700 and the file with mode 0600.
+// Open opens (creating if needed) the store in dir/store. The directories
+// are created with mode 0700. It fails if another Store, in this process or
+// another, has the directory open.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	path := filepath.Join(dir, DirName)
+	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded store: %w", err)
 	}
-	path := filepath.Join(dir, FileName)
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, os.ErrNotExist)
+	if _, err := os.Stat(filepath.Join(dir, legacyFileName)); err == nil {
+		return nil, fmt.Errorf("embedded store: %s holds a store of an older format (%s); "+
+			"this version cannot read it: move it away to start empty", dir, legacyFileName)
+	}
+	lock, err := lockDir(path, opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: opts.LockTimeout,
-		// The free-page list is not written at each commit (fewer pages
-		// to write and sync); Open rebuilds it by walking the file. This
-		// is what etcd runs with.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		// Statistics take a shared lock in every transaction.
-		NoStatistics:    true,
-		InitialMmapSize: opts.InitialMmapSize,
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("embedded store: %s is in use by another process", path)
-	} else if err != nil {
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	po := &pebble.Options{
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		Lock:               lock,
+		Logger:             quietLogger{},
+		MemTableSize:       opts.MemTableSize,
+	}
+	// Bloom filters let Create's uniqueness checks skip tables without
+	// reading them (every checked key is absent).
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(path, po)
+	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("embedded store: opening %s: %w", path, err)
 	}
-	if created {
-		// Make the new file's directory entry durable too.
-		if err := syncDir(dir); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("embedded store: %w", err)
-		}
-	}
-	if err := db.Update(initialize); err != nil {
+	s := &Store{db: db, lock: lock, dir: path, opts: opts, seed: maphash.MakeSeed()}
+	if err := s.initialize(); err != nil {
 		db.Close()
+		lock.Close()
 		return nil, fmt.Errorf("embedded store: %s: %w", path, err)
 	}
-
-	s := &Store{
-		db:    db,
-		opts:  opts,
-		queue: make(chan *op, opts.MaxBatch),
-		done:  make(chan struct{}),
-	}
-	go s.commitLoop()
 	return s, nil
 }
 
-// initialize creates the buckets and checks the format version.
-func initialize(tx *bolt.Tx) error {
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+// lockDir takes pebble's directory lock, retrying until timeout.
+func lockDir(path string, timeout time.Duration) (*pebble.Lock, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		lock, err := pebble.LockDirectory(path, vfs.Default)
+		if err == nil {
+			return lock, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("embedded store: %s is in use by another process or store: %w", path, err)
+		}
+		time.Sleep(min(50*time.Millisecond, timeout))
+	}
+}
+
+// initialize checks (or, in a new store, writes) the format version and
+// builds the in-memory index from the sessions.
+func (s *Store) initialize() error {
+	v, closer, err := s.db.Get(keyFormat)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := s.db.Set(keyFormat, []byte(strconv.Itoa(formatVersion)), pebble.Sync); err != nil {
 			return err
 		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keyFormat); v != nil {
-		if string(v) != strconv.Itoa(formatVersion) {
-			return fmt.Errorf("unsupported data format %q (this version reads %d)", v, formatVersion)
-		}
-		return nil
-	}
-	return meta.Put(keyFormat, []byte(strconv.Itoa(formatVersion)))
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
+	case err != nil:
 		return err
+	default:
+		got := string(v)
+		closer.Close()
+		if got != strconv.Itoa(formatVersion) {
+			return fmt.Errorf("unsupported data format %q (this version reads %d)", got, formatVersion)
+		}
 	}
-	defer d.Close()
-	return d.Sync()
+	s.mem, err = loadMemIndex(s.db)
+	return err
 }
 
-// Path returns the database file's path.
-func (s *Store) Path() string { return s.db.Path() }
+// quietLogger drops pebble's informational messages (such as "Found 0
+// WALs" at every Open) and passes its errors to slog.
+type quietLogger struct{}
 
-// Close stops accepting writes, commits the ones already queued, and
-// closes the file. Later calls, and every operation after it, return an
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) {
+	slog.Error("embedded store: " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called on invariant violations after which pebble cannot go on.
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic("embedded store: " + fmt.Sprintf(format, args...))
+}
+
+// Path returns the directory that holds pebble's files.
+func (s *Store) Path() string { return s.dir }
+
+// Close waits for the operations in progress, flushes the memtable and
+// closes the store. Later calls, and every operation after it, return an
 // EUNAVAILABLE error.
 func (s *Store) Close() error {
 	if s == nil { // Open failed, and the nil *Store went into an interface
 		return nil
 	}
-	s.mu.Lock()
-	if s.closed.Load() {
-		s.mu.Unlock()
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
 		return nil
 	}
-	s.closed.Store(true)
-	close(s.queue)
-	s.mu.Unlock()
-	<-s.done
-	return s.db.Close()
+	s.closed = true
+	// Flush writes the memtable (and so any touch not yet synced) to a
+	// synced table; the next Open then replays no WAL.
+	err := s.db.Flush()
+	err = errors.Join(err, s.db.Close(), s.lock.Close())
+	if err != nil {
+		return fmt.Errorf("embedded store: closing: %w", err)
+	}
+	return nil
 }
 
-// Ping reports whether the database answers a read.
+// Ping reports whether the store answers a read.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.view(ctx, func(*txn) error { return nil })
-}
-
-// ---- transactions ----
-
-// txn is a transaction with its buckets at hand.
-type txn struct {
-	tx       *bolt.Tx
-	sessions *bolt.Bucket
-	tokens   *bolt.Bucket
-	indexes  [numIndexes]*bolt.Bucket
-	apiKeys  *bolt.Bucket
-}
-
-func newTxn(tx *bolt.Tx) *txn {
-	t := &txn{tx: tx, sessions: tx.Bucket(bucketSessions)}
-	if tx.Writable() {
-		t.tokens = tx.Bucket(bucketTokens)
-		t.apiKeys = tx.Bucket(bucketAPIKeys)
-		for i, name := range indexBuckets {
-			t.indexes[i] = tx.Bucket(name)
-		}
-		// Keys of these grow at the end: pack their pages fuller.
-		for _, i := range []int{ixOpen, ixRequest, ixClose} {
-			t.indexes[i].FillPercent = 0.9
-		}
+	if err := s.enter(ctx); err != nil {
+		return err
 	}
-	return t
-}
-
-// index returns index bucket i, opening it in a read transaction on demand.
-func (t *txn) index(i int) *bolt.Bucket {
-	if t.indexes[i] == nil {
-		t.indexes[i] = t.tx.Bucket(indexBuckets[i])
+	defer s.exit()
+	_, closer, err := s.db.Get(keyFormat)
+	if err != nil {
+		return sessiond.Internal(err)
 	}
-	return t.indexes[i]
+	return closer.Close()
 }
 
-func (t *txn) tokenBucket() *bolt.Bucket {
-	if t.tokens == nil {
-		t.tokens = t.tx.Bucket(bucketTokens)
-	}
-	return t.tokens
-}
-
-func (t *txn) apiKeyBucket() *bolt.Bucket {
-	if t.apiKeys == nil {
-		t.apiKeys = t.tx.Bucket(bucketAPIKeys)
-	}
-	return t.apiKeys
-}
-
-// view runs fn in a read-only transaction.
-func (s *Store) view(ctx context.Context, fn func(*txn) error) error {
+// enter starts an operation: it fails if ctx has ended or the store is
+// closed, and otherwise holds Close off until exit.
+func (s *Store) enter(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return ctxError(err)
 	}
-	if s.closed.Load() {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
 		return errClosed
 	}
-	err := s.db.View(func(tx *bolt.Tx) error { return fn(newTxn(tx)) })
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return errClosed
-	}
-	return storeError(err)
+	return nil
 }
 
-// fatalError marks a failure after which the transaction can no longer be
-// trusted (a write to it failed half-way, or code panicked). The batch is
-// rolled back and the other operations of it are applied again without
-// the failed one.
-type fatalError struct{ err error }
+func (s *Store) exit() { s.life.RUnlock() }
 
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
-// fatal wraps a bbolt write error.
-func fatal(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &fatalError{err}
+// idStripe returns the lock of session id.
+func (s *Store) idStripe(id string) int {
+	return int(maphash.String(s.seed, id) % numStripes)
 }
 
-// op is one queued write. fn runs inside the batch transaction: it must
-// decide every per-operation outcome (not found, conflict, an UpdateFunc
-// error) before it writes anything, return that outcome as its error, and
-// return a *fatalError only when a write itself fails. fn may run more
-// than once if another op of its batch fails fatally, so it must reset
-// whatever results it records.
-type op struct {
-	ctx  context.Context
-	fn   func(*txn) error
-	err  error
-	done chan struct{}
-}
-
-// write queues fn for the committer and waits until its batch is durable.
-func (s *Store) write(ctx context.Context, fn func(*txn) error) error {
-	if err := ctx.Err(); err != nil {
-		return ctxError(err)
+// lockIDs locks the stripes of ids, in ascending order so that two callers
+// never wait on each other, and returns the function that unlocks them.
+func (s *Store) lockIDs(ids []string) (unlock func()) {
+	idx := make([]int, 0, len(ids))
+	for _, id := range ids {
+		idx = append(idx, s.idStripe(id))
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.closed.Load() {
-		s.mu.RUnlock()
-		return errClosed
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		s.ids[i].Lock()
 	}
-	select {
-	case s.queue <- o:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctxError(ctx.Err())
-	}
-	select {
-	case <-o.done:
-		return o.err
-	case <-ctx.Done():
-		// The op may still be applied; the caller just stops waiting.
-		return ctxError(ctx.Err())
-	}
-}
-
-// commitLoop is the committer: it takes every op queued while the previous
-// commit ran (up to MaxBatch) and commits them together.
-func (s *Store) commitLoop() {
-	defer close(s.done)
-	batch := make([]*op, 0, s.opts.MaxBatch)
-	for o := range s.queue {
-		batch = append(batch[:0], o)
-	fill:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case o, ok := <-s.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
+	return func() {
+		for _, i := range idx {
+			s.ids[i].Unlock()
 		}
-		s.commit(batch)
-		clear(batch)
 	}
 }
 
-// commit applies batch in one transaction and answers every op.
-func (s *Store) commit(batch []*op) {
-	batch = append([]*op(nil), batch...) // ops may be dropped below
-	for len(batch) > 0 {
-		failed := -1
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			t := newTxn(tx)
-			for i, o := range batch {
-				if err := o.ctx.Err(); err != nil {
-					o.err = ctxError(err)
-					continue
-				}
-				o.err = runOp(o, t)
-				var f *fatalError
-				if errors.As(o.err, &f) {
-					failed = i
-					return f.err
-				}
-			}
-			return nil
-		})
-		if failed >= 0 {
-			// Answer the failed op; apply the others again without it.
-			o := batch[failed]
-			o.err = sessiond.Internal(o.err)
-			close(o.done)
-			batch = append(batch[:failed], batch[failed+1:]...)
-			continue
-		}
-		for _, o := range batch {
-			if err != nil {
-				o.err = &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}
-			}
-			close(o.done)
-		}
-		return
+// commit commits b, synced unless sync is false, and closes it.
+func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	opts := pebble.Sync
+	if !sync {
+		opts = pebble.NoSync
 	}
-}
-
-// runOp runs o.fn, turning a panic into a fatal error.
-func runOp(o *op, t *txn) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &fatalError{fmt.Errorf("panic in store operation: %v", r)}
-		}
-	}()
-	return o.fn(t)
+	err := b.Commit(opts)
+	b.Close()
+	if err != nil {
+		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}
+	}
+	return nil
 }
 
 // ctxError turns a context error into a domain error that still matches
@@ -389,15 +303,4 @@ func ctxError(err error) error {
 		return &sessiond.Error{Code: sessiond.ETIMEOUT, Message: "store operation timed out", Err: err}
 	}
 	return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store operation canceled", Err: err}
-}
-
-// storeError passes domain errors through and wraps anything else.
-func storeError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if e := (*sessiond.Error)(nil); errors.As(err, &e) {
-		return err
-	}
-	return sessiond.Internal(err)
 }

@@ -8,16 +8,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 
 	"sessiond"
 	"sessiond/store/storetest"
@@ -43,9 +45,8 @@ func TestConformance(t *testing.T) {
 		opts Options
 	}{
 		{"default options", Options{}},
-		// Tiny batches: sweeps span many transactions and commits hold
-		// few writes.
-		{"tiny batches", Options{MaxBatch: 2, SweepBatch: 3}},
+		// Tiny sweep batches: sweeps span many commits.
+		{"tiny sweep batches", Options{SweepBatch: 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,11 +191,24 @@ func TestOpenErrors(t *testing.T) {
 	})
 	t.Run("not a database", func(t *testing.T) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, FileName), []byte("this is not a bbolt file, not at all, no"), 0o600); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, DirName), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, DirName, "CURRENT"), []byte("this is not a pebble store, no"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Open(dir, Options{}); err == nil {
-			t.Errorf("Open of a garbage file succeeded")
+			t.Errorf("Open of a garbage store succeeded")
+		}
+	})
+	t.Run("bbolt file of the previous engine", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, legacyFileName), []byte("bbolt"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(dir, Options{})
+		if err == nil || !strings.Contains(err.Error(), "older format") {
+			t.Errorf("Open next to a bbolt file = %v, want an older format error", err)
 		}
 	})
 	t.Run("newer format", func(t *testing.T) {
@@ -203,9 +217,7 @@ func TestOpenErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		if err := s.db.Update(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketMeta).Put(keyFormat, []byte("99"))
-		}); err != nil {
+		if err := s.db.Set(keyFormat, []byte("99"), pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -227,7 +239,14 @@ func TestOpenErrors(t *testing.T) {
 		if got, want := fi.Mode().Perm(), os.FileMode(0o700); got != want {
 			t.Errorf("directory mode = %v, want %v", got, want)
 		}
-		if got, want := s.Path(), filepath.Join(dir, FileName); got != want {
+		fi, err = os.Stat(s.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fi.Mode().Perm(), os.FileMode(0o700); got != want {
+			t.Errorf("store directory mode = %v, want %v", got, want)
+		}
+		if got, want := s.Path(), filepath.Join(dir, DirName); got != want {
 			t.Errorf("Path() = %q, want %q", got, want)
 		}
 	})
@@ -331,88 +350,155 @@ func TestCloseWhileWriting(t *testing.T) {
 	}
 }
 
-// TestBatchIsolation puts failing operations in the same commit as good
-// ones: each gets its own result.
-func TestBatchIsolation(t *testing.T) {
+// TestUpdateFailures checks that an UpdateFunc that fails or panics
+// stores nothing, gets its own error, and leaves the session's lock free
+// for the writes that follow.
+func TestUpdateFailures(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := t.Context()
+	id := testSession(0).ID
 	if err := s.Create(ctx, testSession(0)); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	// Hold the committer so that everything below lands in one batch.
-	release := make(chan struct{})
-	holding := make(chan struct{})
-	go s.write(ctx, func(*txn) error { close(holding); <-release; return nil })
-	<-holding
-
 	fnErr := errors.New("fn failed")
-	type result struct {
-		name string
-		err  error
+	tests := []struct {
+		name     string
+		fn       sessiond.UpdateFunc
+		wantErr  error  // compared with ==, when set
+		wantCode string // otherwise
+	}{
+		{"fn error", func(sess *sessiond.Session) error { sess.UserName = "not stored"; return fnErr }, fnErr, ""},
+		{"fn panics", func(sess *sessiond.Session) error { sess.UserName = "not stored either"; panic("boom") }, nil, sessiond.EINTERNAL},
+		{"unchanged", func(sess *sessiond.Session) error { sess.UserName = "dropped"; return sessiond.ErrUnchanged }, nil, ""},
 	}
-	results := make(chan result, 16)
-	run := func(name string, fn func() error) {
-		go func() { results <- result{name, fn()} }()
-	}
-	run("create ok", func() error { return s.Create(ctx, testSession(1)) })
-	run("create conflict", func() error { return s.Create(ctx, testSession(0)) })
-	run("update fn error", func() error {
-		_, err := s.Update(ctx, testSession(0).ID, func(sess *sessiond.Session) error {
-			sess.UserName = "not stored"
-			return fnErr
-		})
-		return err
-	})
-	run("update panics", func() error {
-		_, err := s.Update(ctx, testSession(0).ID, func(sess *sessiond.Session) error {
-			sess.UserName = "not stored either"
-			panic("boom")
-		})
-		return err
-	})
-	run("update ok", func() error {
-		_, err := s.Update(ctx, testSession(0).ID, func(sess *sessiond.Session) error {
-			sess.Data = json.RawMessage(`"stored"`)
-			return nil
-		})
-		return err
-	})
-	run("delete missing", func() error { _, err := s.Delete(ctx, "missing"); return err })
-	run("create ok 2", func() error { return s.Create(ctx, testSession(2)) })
-	// Wait until all seven are queued, then let the batch run.
-	for len(s.queue) < 7 {
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-
-	want := map[string]string{
-		"create ok": "", "create ok 2": "", "update ok": "",
-		"create conflict": sessiond.ECONFLICT, "delete missing": sessiond.ENOTFOUND,
-		"update panics": sessiond.EINTERNAL,
-	}
-	for range 7 {
-		r := <-results
-		if r.name == "update fn error" {
-			if r.err != fnErr {
-				t.Errorf("%s: error %v, want the fn's error", r.name, r.err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Update(ctx, id, tt.fn)
+			if tt.wantErr != nil {
+				if err != tt.wantErr {
+					t.Errorf("Update error = %v, want the fn's error", err)
+				}
+			} else if code := sessiond.ErrorCode(err); code != tt.wantCode {
+				t.Errorf("Update error code = %q (%v), want %q", code, err, tt.wantCode)
 			}
-			continue
-		}
-		if got := sessiond.ErrorCode(r.err); got != want[r.name] {
-			t.Errorf("%s: code %q (%v), want %q", r.name, got, r.err, want[r.name])
+			if err == nil && got.UserName != testSession(0).UserName {
+				t.Errorf("Update returned user_name %q, want the stored %q", got.UserName, testSession(0).UserName)
+			}
+			stored, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if stored.UserName != testSession(0).UserName {
+				t.Errorf("stored user_name = %q, want %q", stored.UserName, testSession(0).UserName)
+			}
+			// The lock was released: a write of the same session goes through.
+			if _, err := s.Update(ctx, id, func(sess *sessiond.Session) error { return nil }); err != nil {
+				t.Errorf("Update after the failure: %v", err)
+			}
+		})
+	}
+}
+
+// TestTokenMapCollisions drives the in-memory token map through shared
+// 64-bit hashes, and GetByTokenHash through its fallback to pebble's token
+// index.
+func TestTokenMapCollisions(t *testing.T) {
+	m := newMemIndex()
+	h := []byte("some token hash")
+	steps := []struct {
+		name        string
+		do          func()
+		wantID      string
+		wantPresent bool
+	}{
+		{"added", func() { m.addToken(h, "a") }, "a", true},
+		{"shared", func() { m.addToken(h, "b") }, "", true},
+		{"one removed", func() { m.removeToken(h) }, "", true},
+		{"both removed", func() { m.removeToken(h) }, "", false},
+	}
+	for _, st := range steps {
+		st.do()
+		if id, present := m.tokenRef(h); id != st.wantID || present != st.wantPresent {
+			t.Errorf("%s: tokenRef = %q, %v; want %q, %v", st.name, id, present, st.wantID, st.wantPresent)
 		}
 	}
-	got, err := s.Get(ctx, testSession(0).ID)
-	if err != nil {
-		t.Fatalf("Get: %v", err)
+
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	sess := testSession(1)
+	if err := s.Create(ctx, sess); err != nil {
+		t.Fatalf("Create: %v", err)
 	}
-	if got.UserName != testSession(0).UserName || string(got.Data) != `"stored"` {
-		t.Errorf("session after the batch: user_name %q, data %s; want %q, \"stored\"", got.UserName, got.Data, testSession(0).UserName)
+	// Pretend another session shares the token's 64-bit hash.
+	s.mem.update(func(m *memIndex) { m.tokens[maphash.Bytes(m.seed, sess.TokenHash)] = "" })
+	got, err := s.GetByTokenHash(ctx, sess.TokenHash)
+	if err != nil || got.ID != sess.ID {
+		t.Fatalf("GetByTokenHash through pebble = %v, %v; want %s", got, err, sess.ID)
 	}
-	for _, i := range []int{1, 2} {
-		if _, err := s.Get(ctx, testSession(i).ID); err != nil {
-			t.Errorf("Get(created %d): %v", i, err)
+	dup := testSession(2)
+	dup.TokenHash = sess.TokenHash
+	if err := s.Create(ctx, dup); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+		t.Errorf("Create with a taken token = %v, want a conflict", err)
+	}
+	// A token whose 64-bit hash is known but which nobody has.
+	other := testSession(3).TokenHash
+	s.mem.update(func(m *memIndex) { m.tokens[maphash.Bytes(m.seed, other)] = sess.ID })
+	if _, err := s.GetByTokenHash(ctx, other); sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
+		t.Errorf("GetByTokenHash of a token sharing a 64-bit hash = %v, want not found", err)
+	}
+}
+
+// TestConcurrentMixedWriters runs creates, updates, touches, deletes and
+// sweeps of overlapping sessions from many goroutines, then checks that
+// the indexes (stored and in memory) still match the records.
+func TestConcurrentMixedWriters(t *testing.T) {
+	s := openTest(t, Options{SweepBatch: 7})
+	ctx := t.Context()
+	const n = 400
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				sess := testSession(i)
+				sess.ExpireTime = t0.Add(time.Duration(i%3) * time.Hour)
+				if err := s.Create(ctx, sess); err != nil {
+					t.Errorf("Create: %v", err)
+					return
+				}
+				if i%2 == 0 {
+					_, err := s.Update(ctx, sess.ID, func(x *sessiond.Session) error {
+						x.UserID = fmt.Sprintf("moved-%d", i%5)
+						x.OpenTime = x.OpenTime.Add(time.Second)
+						return nil
+					})
+					if err != nil {
+						t.Errorf("Update: %v", err)
+					}
+				}
+				if err := s.Touch(ctx, []sessiond.Touch{{ID: sess.ID, Time: t0.Add(time.Minute)}}); err != nil {
+					t.Errorf("Touch: %v", err)
+				}
+				if i%7 == 0 {
+					if _, err := s.Delete(ctx, sess.ID); err != nil {
+						t.Errorf("Delete: %v", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 20 {
+			if _, err := s.CloseExpired(ctx, t0.Add(time.Duration(i)*10*time.Minute), 24*time.Hour); err != nil {
+				t.Errorf("CloseExpired: %v", err)
+			}
+			if _, err := s.Purge(ctx, t0.Add(time.Hour)); err != nil {
+				t.Errorf("Purge: %v", err)
+			}
 		}
+	})
+	wg.Wait()
+	if err := checkConsistency(s); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -446,7 +532,7 @@ func TestInvalidInput(t *testing.T) {
 			t.Errorf("Create(%s): code %q, want %q", name, got, sessiond.EINVALID)
 		}
 	}
-	// A user_id too long for a bbolt key is indexed by its hash.
+	// A user_id too long to be a key is indexed by its hash.
 	huge := testSession(4)
 	huge.UserID = string(make([]byte, 100000))
 	if err := s.Create(ctx, huge); err != nil {
@@ -569,26 +655,28 @@ func TestTimeKeyOrder(t *testing.T) {
 
 var benchLarge = flag.Int("embedded.large", 100_000, "sessions prefilled in the large Get benchmarks")
 
-// prefill stores n sessions, 10,000 per transaction.
+// prefill stores n sessions, 10,000 per batch, as Create would.
 func prefill(tb testing.TB, s *Store, n int) {
 	tb.Helper()
 	const chunk = 10_000
 	for start := 0; start < n; start += chunk {
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			t := newTxn(tx)
-			for i := start; i < min(start+chunk, n); i++ {
-				sess := testSession(i)
-				if err := t.tokens.Put(sess.TokenHash, []byte(sess.ID)); err != nil {
-					return err
-				}
-				if err := t.put(nil, sess); err != nil {
-					return err
-				}
+		b := s.db.NewBatch()
+		var items []item
+		for i := start; i < min(start+chunk, n); i++ {
+			sess := testSession(i)
+			if err := b.Set(tokenKey(sess.TokenHash), []byte(sess.ID), nil); err != nil {
+				tb.Fatal(err)
 			}
-			return nil
-		})
-		if err != nil {
+			if err := putSession(b, nil, sess); err != nil {
+				tb.Fatal(err)
+			}
+			items = append(items, itemOf(sess))
+		}
+		if err := s.commit(b, true); err != nil {
 			tb.Fatalf("prefill: %v", err)
+		}
+		for i, it := range items {
+			s.mem.create(it, testSession(start+i).TokenHash)
 		}
 	}
 }
@@ -859,4 +947,34 @@ func BenchmarkTouch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(touches))/b.Elapsed().Seconds(), "touches/s")
+}
+
+// BenchmarkOpen measures Open of a store holding -embedded.large sessions:
+// replaying nothing (Close flushed), it is one scan of the records that
+// rebuilds the in-memory index.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefill(b, s, *benchLarge)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	b.ReportMetric(float64(m.HeapAlloc)/float64(*benchLarge), "heap-B/session")
 }

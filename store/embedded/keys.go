@@ -6,48 +6,68 @@ import (
 	"encoding/binary"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"sessiond"
 )
 
-// Buckets. Index buckets hold keys only (empty values); every index key
-// ends with the session id, so an index walk yields ids in key order.
-var (
-	bucketMeta     = []byte("meta")       // "format" -> formatVersion
-	bucketSessions = []byte("sessions")   // id -> session record
-	bucketTokens   = []byte("tokens")     // token hash -> id
-	bucketByUser   = []byte("by_user")    // userKey(user_id) + time(open_time) + id, sessions with a user_id
-	bucketByOpen   = []byte("by_open")    // time(open_time) + id, every session
-	bucketByReq    = []byte("by_request") // time(request_time to the minute) + time(open_time) + id, active sessions
-	bucketByExpire = []byte("by_expire")  // time(expire_time) + id, active sessions with an expire_time
-	bucketByClose  = []byte("by_close")   // time(close_time) + id, inactive sessions
-	bucketAPIKeys  = []byte("api_keys")   // id -> API key record
-
-	allBuckets = [][]byte{bucketMeta, bucketSessions, bucketTokens, bucketByUser, bucketByOpen,
-		bucketByReq, bucketByExpire, bucketByClose, bucketAPIKeys}
-
-	keyFormat = []byte("format")
-	empty     = []byte{}
+// Keys. Each starts with one byte that names its kind, so that every kind
+// is one contiguous range:
+//
+//	m format                                  -> formatVersion
+//	s id                                      -> session record
+//	t token_hash                              -> id
+//	u userKey(user_id) revTime(open_time) id  -> empty, sessions with a user_id
+//	k id                                      -> API key record
+//
+// A Create writes at most three keys (s, t, u): keys per write are what
+// pebble's CPU cost grows with. The order of all sessions and the data the
+// sweeps need are kept in memory instead (see memIndex).
+const (
+	kindMeta    = 'm'
+	kindSession = 's'
+	kindToken   = 't'
+	kindUser    = 'u'
+	kindAPIKey  = 'k'
 )
 
-// formatVersion is the layout of buckets and records described above.
-const formatVersion = 1
+var keyFormat = []byte{kindMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 
-// maxInlineUser is the longest user_id kept verbatim in by_user keys;
-// longer ones are replaced by their SHA-256 so that no key exceeds bbolt's
-// limit. List compares the real user_id anyway, so a collision could only
-// cost a wasted read.
+// formatVersion is the layout of keys and records described above. Version
+// 1 was the bbolt engine's single file.
+const formatVersion = 2
+
+// maxInlineUser is the longest user_id kept verbatim in user index keys;
+// longer ones are replaced by their SHA-256 so that keys stay short. List
+// compares the real user_id anyway, so a collision could only cost a wasted
+// read.
 const maxInlineUser = 256
 
-// maxIDLen bounds session and API key ids (keys in several buckets).
+// maxIDLen bounds session and API key ids.
 const maxIDLen = 1024
 
-// maxTokenHashLen bounds token hashes (keys of the tokens bucket).
+// maxTokenHashLen bounds token hashes.
 const maxTokenHashLen = 1024
 
-// userKey appends the prefix-free by_user prefix of user.
-func userKey(dst []byte, user string) []byte {
+// sessionKey returns the record key of session id.
+func sessionKey(id string) []byte {
+	return append(append(make([]byte, 0, 1+len(id)), kindSession), id...)
+}
+
+// tokenKey returns the token index key of hash.
+func tokenKey(hash []byte) []byte {
+	return append(append(make([]byte, 0, 1+len(hash)), kindToken), hash...)
+}
+
+// apiKeyKey returns the record key of API key id.
+func apiKeyKey(id string) []byte {
+	return append(append(make([]byte, 0, 1+len(id)), kindAPIKey), id...)
+}
+
+// userPrefix returns the prefix of the user index keys of user: the kind,
+// then the uvarint length and the user_id, so that no user's prefix is a
+// prefix of another's ("al" and "alice").
+func userPrefix(user string) []byte {
+	dst := make([]byte, 0, 1+binary.MaxVarintLen64+min(len(user), maxInlineUser+sha256.Size)+timeLen+64)
+	dst = append(dst, kindUser)
 	dst = binary.AppendUvarint(dst, uint64(len(user)))
 	if len(user) > maxInlineUser {
 		h := sha256.Sum256([]byte(user))
@@ -56,74 +76,25 @@ func userKey(dst []byte, user string) []byte {
 	return append(dst, user...)
 }
 
-// requestGrain coarsens request_time in by_request keys, so that a session
-// used every second moves in that index at most once a minute (each move
-// is a random delete and insert), not at every Touch. Within one grain,
-// keys are ordered by open_time, so new sessions append at the end. The
-// sweep reads the grain that holds its exact bound in full and checks
-// each session's real deadline.
-const requestGrain = time.Minute
-
-// requestKeyTime is the time of s in by_request keys.
-func requestKeyTime(t time.Time) time.Time { return t.Truncate(requestGrain) }
-
-// Index numbers, positions in sessionIndexes.
-const (
-	ixUser = iota
-	ixOpen
-	ixRequest
-	ixExpire
-	ixClose
-	numIndexes
-)
-
-var indexBuckets = [numIndexes][]byte{bucketByUser, bucketByOpen, bucketByReq, bucketByExpire, bucketByClose}
-
-// sessionIndexes returns the index keys of s, nil where s has no entry.
-// The keys share one freshly allocated buffer.
-func sessionIndexes(s *sessiond.Session) [numIndexes][]byte {
-	var keys [numIndexes][]byte
-	if s == nil {
-		return keys
+// userIndexKey returns the user index key of s, or nil if s has no user_id.
+// Within one user, keys sort newest open_time first, then by id: the order
+// of sessiond.Store.List.
+func userIndexKey(s *sessiond.Session) []byte {
+	if s == nil || s.UserID == "" {
+		return nil
 	}
-	n := len(s.ID) + timeLen
-	buf := make([]byte, 0, 5*n+timeLen+binary.MaxVarintLen64+min(len(s.UserID), maxInlineUser+sha256.Size))
-	add := func(prefix []byte, times ...time.Time) []byte {
-		start := len(buf)
-		buf = append(buf, prefix...)
-		for _, t := range times {
-			buf = appendTime(buf, t)
-		}
-		buf = append(buf, s.ID...)
-		return buf[start:len(buf):len(buf)]
-	}
-	if s.UserID != "" {
-		keys[ixUser] = add(userKey(nil, s.UserID), s.OpenTime)
-	}
-	keys[ixOpen] = add(nil, s.OpenTime)
-	if s.Active {
-		keys[ixRequest] = add(nil, requestKeyTime(s.RequestTime), s.OpenTime)
-		if !s.ExpireTime.IsZero() {
-			keys[ixExpire] = add(nil, s.ExpireTime)
-		}
-	} else {
-		keys[ixClose] = add(nil, s.CloseTime)
-	}
-	return keys
+	return append(appendRevTime(userPrefix(s.UserID), s.OpenTime), s.ID...)
 }
 
-// minTime and maxTime are the smallest and largest time keys.
-var (
-	minTimeKey = make([]byte, timeLen)
-	maxTimeKey = bytes.Repeat([]byte{0xff}, timeLen)
-)
-
-// timeKey returns the time key of t, or def when t is zero.
-func timeKey(t time.Time, def []byte) []byte {
-	if t.IsZero() {
-		return def
+// appendRevTime appends the time key of t with every bit inverted, so that
+// byte order is reverse time order.
+func appendRevTime(dst []byte, t time.Time) []byte {
+	n := len(dst)
+	dst = appendTime(dst, t)
+	for i := n; i < len(dst); i++ {
+		dst[i] = ^dst[i]
 	}
-	return appendTime(nil, t)
+	return dst
 }
 
 // successor returns the smallest key greater than every key that starts
@@ -134,42 +105,6 @@ func successor(prefix []byte) []byte {
 		if s[i] != 0xff {
 			s[i]++
 			return s[:i+1]
-		}
-	}
-	return nil
-}
-
-// walkDesc calls fn with the id of every key of c that starts with prefix
-// and whose time lies in [lo, hi] (inclusive time keys), newest time
-// first and, among equal times, by id ascending: the order of
-// sessiond.Store.List. It stops when fn returns false or an error.
-func walkDesc(c *bolt.Cursor, prefix, lo, hi []byte, fn func(id []byte) (bool, error)) error {
-	upper := successor(append(append([]byte(nil), prefix...), hi...))
-	var k []byte
-	if upper == nil {
-		k, _ = c.Last()
-	} else if k, _ = c.Seek(upper); k == nil {
-		k, _ = c.Last()
-	} else {
-		k, _ = c.Prev()
-	}
-	inRange := func(k []byte) bool {
-		return k != nil && len(k) >= len(prefix)+timeLen && bytes.HasPrefix(k, prefix) &&
-			bytes.Compare(k[len(prefix):len(prefix)+timeLen], lo) >= 0
-	}
-	// Keys of one time come out by id descending; gather each such group
-	// and hand it over reversed.
-	var group [][]byte
-	for inRange(k) {
-		t := k[len(prefix) : len(prefix)+timeLen]
-		group = append(group[:0], k[len(prefix)+timeLen:])
-		for k, _ = c.Prev(); inRange(k) && bytes.Equal(k[len(prefix):len(prefix)+timeLen], t); k, _ = c.Prev() {
-			group = append(group, k[len(prefix)+timeLen:])
-		}
-		for i := len(group) - 1; i >= 0; i-- {
-			if ok, err := fn(group[i]); !ok || err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -3,18 +3,163 @@ package embedded
 import (
 	"bytes"
 	"container/heap"
+	"context"
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"sessiond"
 )
 
+// List walks, newest first and within [FromTime, ToTime]:
+//   - the user index in pebble when the filter names a user;
+//   - otherwise a snapshot of the in-memory index;
+//
+// and checks the other filters on each session (see matcher); only the
+// sessions of the page are decoded, and without Total the walk stops at
+// the end of the page. With Total over filters that no index narrows, it
+// reads every record in key order instead (listScan).
+//
+// List is not a snapshot: a session written while it runs may be seen in
+// its old or its new version, or not at all if it was created or deleted
+// meanwhile.
+func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) (*sessiond.Page, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	page := &sessiond.Page{Data: []*sessiond.Session{}}
+	c := &collector{s: s, m: newMatcher(&f), skip: max(p.Skip, 0), take: max(p.Take, 0), all: p.Total}
+	var err error
+	switch {
+	case c.take == 0 && !p.Total:
+	case useScan(&f, c.m, p):
+		c.total, c.data, err = s.listScan(c.m, c.skip, c.take)
+	case f.UserID != "":
+		err = s.walkUser(&f, c)
+	default:
+		err = s.walkOpen(&f, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.data != nil {
+		page.Data = c.data
+	}
+	if p.Total {
+		page.Total = &c.total
+	}
+	return page, nil
+}
+
+// collector counts the matches of a walk and keeps its page.
+type collector struct {
+	s          *Store
+	m          *matcher
+	skip, take int
+	all        bool // count every match (Paging.Total)
+	total      int64
+	data       []*sessiond.Session
+}
+
+// add considers session id, reading its record if needed, and reports
+// whether the walk should go on.
+func (c *collector) add(id []byte) (bool, error) {
+	inPage := c.total >= int64(c.skip) && len(c.data) < c.take
+	if c.m.keyOnly && !inPage {
+		c.total++
+		return c.all || len(c.data) < c.take, nil
+	}
+	v, closer, err := c.s.db.Get(sessionKey(string(id)))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return true, nil // deleted since the walk began
+	} else if err != nil {
+		return false, sessiond.Internal(err)
+	}
+	defer closer.Close()
+	match, sess, err := c.m.match(id, v)
+	if err != nil || !match {
+		return err == nil, err
+	}
+	c.total++
+	if inPage {
+		if sess == nil {
+			if sess, err = decodeSession(string(id), v); err != nil {
+				return false, sessiond.Internal(err)
+			}
+		}
+		c.data = append(c.data, sess)
+	}
+	return c.all || len(c.data) < c.take, nil
+}
+
+// walkUser walks the user index of f.UserID, whose keys are in List order.
+func (s *Store) walkUser(f *sessiond.Filter, c *collector) error {
+	prefix := userPrefix(f.UserID)
+	lower := prefix
+	if !f.ToTime.IsZero() {
+		lower = appendRevTime(bytes.Clone(prefix), f.ToTime)
+	}
+	upper := successor(prefix)
+	if !f.FromTime.IsZero() {
+		upper = successor(appendRevTime(bytes.Clone(prefix), f.FromTime))
+	}
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return sessiond.Internal(err)
+	}
+	idAt := len(prefix) + timeLen
+	for iter.First(); iter.Valid(); iter.Next() {
+		k := iter.Key()
+		if len(k) < idAt {
+			continue // cannot happen: every key ends with a time and an id
+		}
+		more, err := c.add(k[idAt:])
+		if err != nil {
+			iter.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return sessiond.Internal(err)
+	}
+	return nil
+}
+
+// walkOpen walks a snapshot of the in-memory index, which is in List order.
+func (s *Store) walkOpen(f *sessiond.Filter, c *collector) error {
+	hasFrom, from := !f.FromTime.IsZero(), stampOf(f.FromTime)
+	var err error
+	visit := func(it item) bool {
+		if hasFrom && it.open.compare(from) < 0 {
+			return false
+		}
+		var more bool
+		more, err = c.add([]byte(it.id))
+		return more && err == nil
+	}
+	tree := s.mem.snapshot()
+	if f.ToTime.IsZero() {
+		tree.Ascend(visit)
+	} else {
+		// The first item at or after this one in List order is the newest
+		// opened at or before ToTime.
+		tree.AscendGreaterOrEqual(item{open: stampOf(f.ToTime)}, visit)
+	}
+	return err
+}
+
 // maxScanKeep bounds the rows listScan holds; deeper pages walk the index.
 const maxScanKeep = 100_000
 
-// useScan reports whether List should read the sessions bucket in file
-// order rather than walk by_open: when it must visit every session anyway
-// (a total, over filters no index narrows) and reads each record. A walk
-// would look every record up at random; the scan reads them in order,
-// several times faster.
+// useScan reports whether List should read every session record in key
+// order rather than walk the in-memory index: when it must visit every
+// session anyway (a total, over filters no index narrows) and reads each
+// record. A walk would look every record up by id; the scan reads them in
+// order, several times faster.
 func useScan(f *sessiond.Filter, m *matcher, p sessiond.Paging) bool {
 	return p.Total && !m.keyOnly && f.UserID == "" && f.FromTime.IsZero() && f.ToTime.IsZero() &&
 		max(p.Skip, 0)+max(p.Take, 0) <= maxScanKeep
@@ -22,12 +167,21 @@ func useScan(f *sessiond.Filter, m *matcher, p sessiond.Paging) bool {
 
 // listScan reads every session, counts the matches and keeps the best
 // skip+take of them (in List order) in a heap; it decodes only those.
-func listScan(t *txn, m *matcher, skip, take int) (int64, []*sessiond.Session, error) {
+func (s *Store) listScan(m *matcher, skip, take int) (int64, []*sessiond.Session, error) {
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindSession}, UpperBound: []byte{kindSession + 1}})
+	if err != nil {
+		return 0, nil, sessiond.Internal(err)
+	}
+	defer iter.Close()
 	keep := skip + take
 	var total int64
 	var h rowHeap
-	c := t.sessions.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for iter.First(); iter.Valid(); iter.Next() {
+		k := iter.Key()[1:]
+		v, err := iter.ValueAndErr()
+		if err != nil {
+			return 0, nil, sessiond.Internal(err)
+		}
 		match, sess, err := m.match(k, v)
 		if err != nil {
 			return 0, nil, err
@@ -41,11 +195,14 @@ func listScan(t *txn, m *matcher, skip, take int) (int64, []*sessiond.Session, e
 		}
 		r := row{open: v[offOpen : offOpen+timeLen], id: k, v: v, sess: sess}
 		if len(h) < keep {
-			heap.Push(&h, r)
+			heap.Push(&h, r.own())
 		} else if r.before(h[0]) {
-			h[0] = r
+			h[0] = r.own()
 			heap.Fix(&h, 0)
 		}
+	}
+	if err := iter.Error(); err != nil {
+		return 0, nil, sessiond.Internal(err)
 	}
 	// Pop worst first, fill from the back.
 	rows := make([]row, len(h))
@@ -66,11 +223,17 @@ func listScan(t *txn, m *matcher, skip, take int) (int64, []*sessiond.Session, e
 	return total, page, nil
 }
 
-// row is one match held by listScan; its slices point into the
-// transaction's pages.
+// row is one match held by listScan.
 type row struct {
-	open, id, v []byte // open is the encoded open_time
+	open, id, v []byte // open is the encoded open_time, within v
 	sess        *sessiond.Session
+}
+
+// own returns r with its own copies of the iterator's bytes, which are
+// valid only until the iterator moves.
+func (r row) own() row {
+	v := bytes.Clone(r.v)
+	return row{open: v[offOpen : offOpen+timeLen], id: bytes.Clone(r.id), v: v, sess: r.sess}
 }
 
 // before reports whether r comes before o in List order: newer open_time

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/cockroachdb/pebble/v2"
 
 	"sessiond"
 )
@@ -16,11 +17,14 @@ func notFound(what, id string) error {
 }
 
 // load returns the stored session id, or nil.
-func (t *txn) load(id string) (*sessiond.Session, error) {
-	v := t.sessions.Get([]byte(id))
-	if v == nil {
+func (s *Store) load(id string) (*sessiond.Session, error) {
+	v, closer, err := s.db.Get(sessionKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
+	} else if err != nil {
+		return nil, sessiond.Internal(err)
 	}
+	defer closer.Close()
 	sess, err := decodeSession(id, v)
 	if err != nil {
 		return nil, sessiond.Internal(err)
@@ -28,57 +32,54 @@ func (t *txn) load(id string) (*sessiond.Session, error) {
 	return sess, nil
 }
 
-// put stores next, which replaces old (nil for a new session), and moves
-// its index entries. The token index is written by Create and Delete
-// only: the token hash of a session never changes.
-func (t *txn) put(old, next *sessiond.Session) error {
+// exists reports whether key is stored.
+func (s *Store) exists(key []byte) (bool, error) {
+	_, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, sessiond.Internal(err)
+	}
+	return true, closer.Close()
+}
+
+// putSession adds to b the record of next, which replaces old (nil for a
+// new session), and moves its user index entry if it changed. The token
+// index is written by Create and Delete only: the token hash of a session
+// never changes.
+func putSession(b *pebble.Batch, old, next *sessiond.Session) error {
 	rec := encodeSession(make([]byte, 0, sessionSize(next)), next)
-	if err := t.sessions.Put([]byte(next.ID), rec); err != nil {
-		return fatal(err)
+	err := b.Set(sessionKey(next.ID), rec, nil)
+	if from, to := userIndexKey(old), userIndexKey(next); !bytes.Equal(from, to) {
+		if from != nil {
+			err = errors.Join(err, b.Delete(from, nil))
+		}
+		if to != nil {
+			err = errors.Join(err, b.Set(to, nil, nil))
+		}
 	}
-	return t.moveIndexes(old, next)
+	return err
 }
 
-// moveIndexes replaces the index entries of old by those of next (either
-// may be nil).
-func (t *txn) moveIndexes(old, next *sessiond.Session) error {
-	from, to := sessionIndexes(old), sessionIndexes(next)
-	for i := range numIndexes {
-		if bytes.Equal(from[i], to[i]) {
-			continue
-		}
-		if from[i] != nil {
-			if err := t.indexes[i].Delete(from[i]); err != nil {
-				return fatal(err)
-			}
-		}
-		if to[i] != nil {
-			if err := t.indexes[i].Put(to[i], empty); err != nil {
-				return fatal(err)
-			}
-		}
-	}
-	return nil
-}
-
-// remove deletes the stored session old and its index entries.
-func (t *txn) remove(old *sessiond.Session) error {
-	if err := t.sessions.Delete([]byte(old.ID)); err != nil {
-		return fatal(err)
-	}
+// removeSession adds to b the deletion of old and its index entries.
+func removeSession(b *pebble.Batch, old *sessiond.Session) error {
+	err := b.Delete(sessionKey(old.ID), nil)
 	if len(old.TokenHash) > 0 {
-		if id := t.tokens.Get(old.TokenHash); id != nil && string(id) == old.ID {
-			if err := t.tokens.Delete(old.TokenHash); err != nil {
-				return fatal(err)
-			}
-		}
+		err = errors.Join(err, b.Delete(tokenKey(old.TokenHash), nil))
 	}
-	return t.moveIndexes(old, nil)
+	if k := userIndexKey(old); k != nil {
+		err = errors.Join(err, b.Delete(k, nil))
+	}
+	return err
 }
 
 // Create stores a new session. ECONFLICT if the id or the token hash
 // exists; EINVALID if the id is empty or longer than 1024 bytes, or the
 // token hash is longer than 1024 bytes.
+//
+// The id's lock is held from the uniqueness check to the commit, and so is
+// the token hash's, so that of two Creates racing for one id or one token
+// exactly one wins.
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	if sess.ID == "" || len(sess.ID) > maxIDLen {
 		return sessiond.Errorf(sessiond.EINVALID, "session id must be 1 to %d bytes", maxIDLen)
@@ -86,30 +87,67 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	if len(sess.TokenHash) > maxTokenHashLen {
 		return sessiond.Errorf(sessiond.EINVALID, "token hash is longer than %d bytes", maxTokenHashLen)
 	}
-	next := sess.Clone()
-	return s.write(ctx, func(t *txn) error {
-		if t.sessions.Get([]byte(next.ID)) != nil {
-			return sessiond.Errorf(sessiond.ECONFLICT, "session %s already exists", next.ID)
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.exit()
+
+	b := s.db.NewBatch()
+	if err := putSession(b, nil, sess); err != nil {
+		b.Close()
+		return sessiond.Internal(err)
+	}
+	var tk []byte
+	if len(sess.TokenHash) > 0 {
+		tk = tokenKey(sess.TokenHash)
+		if err := b.Set(tk, []byte(sess.ID), nil); err != nil {
+			b.Close()
+			return sessiond.Internal(err)
 		}
-		if len(next.TokenHash) > 0 {
-			if t.tokens.Get(next.TokenHash) != nil {
+	}
+
+	mu := &s.ids[s.idStripe(sess.ID)]
+	mu.Lock()
+	defer mu.Unlock()
+	if found, err := s.exists(sessionKey(sess.ID)); err != nil || found {
+		b.Close()
+		if err != nil {
+			return err
+		}
+		return sessiond.Errorf(sessiond.ECONFLICT, "session %s already exists", sess.ID)
+	}
+	if tk != nil {
+		// Token stripes are only ever taken while holding an id stripe,
+		// so the two cannot deadlock.
+		// The in-memory token map is complete for committed sessions, so
+		// pebble is asked only when it knows the token's 64-bit hash.
+		tmu := &s.tokens[s.idStripe(string(sess.TokenHash))]
+		tmu.Lock()
+		defer tmu.Unlock()
+		if _, present := s.mem.tokenRef(sess.TokenHash); present {
+			if found, err := s.exists(tk); err != nil || found {
+				b.Close()
+				if err != nil {
+					return err
+				}
 				return sessiond.Errorf(sessiond.ECONFLICT, "token already exists")
 			}
-			if err := t.tokens.Put(next.TokenHash, []byte(next.ID)); err != nil {
-				return fatal(err)
-			}
 		}
-		return t.put(nil, next)
-	})
+	}
+	if err := s.commit(b, true); err != nil {
+		return err
+	}
+	s.mem.create(itemOf(sess), sess.TokenHash)
+	return nil
 }
 
 // Get returns the session with the id. ENOTFOUND if there is none.
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
-	var sess *sessiond.Session
-	err := s.view(ctx, func(t *txn) (err error) {
-		sess, err = t.load(id)
-		return err
-	})
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	sess, err := s.load(id)
 	if err != nil {
 		return nil, err
 	}
@@ -120,22 +158,43 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 }
 
 // GetByTokenHash returns the session with the token hash. ENOTFOUND if
-// there is none.
+// there is none. The in-memory token map names the session, whose record
+// is then read and its token hash compared; only when several sessions
+// share the 64-bit hash of the token hash does the token index in pebble
+// answer.
 func (s *Store) GetByTokenHash(ctx context.Context, hash []byte) (*sessiond.Session, error) {
-	var sess *sessiond.Session
-	err := s.view(ctx, func(t *txn) (err error) {
-		if len(hash) == 0 {
-			return nil
-		}
-		id := t.tokenBucket().Get(hash)
-		if id == nil {
-			return nil
-		}
-		sess, err = t.load(string(id))
-		return err
-	})
-	if err != nil {
+	if err := s.enter(ctx); err != nil {
 		return nil, err
+	}
+	defer s.exit()
+	var sess *sessiond.Session
+	id, present := "", false
+	if len(hash) > 0 {
+		id, present = s.mem.tokenRef(hash)
+	}
+	switch {
+	case !present:
+	case id != "":
+		got, err := s.load(id)
+		if err != nil {
+			return nil, err
+		}
+		if got != nil && bytes.Equal(got.TokenHash, hash) {
+			sess = got
+		}
+	default:
+		v, closer, err := s.db.Get(tokenKey(hash))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+		case err != nil:
+			return nil, sessiond.Internal(err)
+		default:
+			id := string(v)
+			closer.Close()
+			if sess, err = s.load(id); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if sess == nil {
 		return nil, sessiond.Errorf(sessiond.ENOTFOUND, "token not found")
@@ -143,266 +202,305 @@ func (s *Store) GetByTokenHash(ctx context.Context, hash []byte) (*sessiond.Sess
 	return sess, nil
 }
 
+// callUpdate runs fn, turning a panic into an internal error.
+func callUpdate(fn sessiond.UpdateFunc, sess *sessiond.Session) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = sessiond.Internal(fmt.Errorf("panic in update function: %v", r))
+		}
+	}()
+	return fn(sess)
+}
+
 // Update reads the session, calls fn on a copy and stores the copy unless
-// fn fails, all inside one write transaction. fn runs on the committer
-// goroutine and may, rarely, run twice (see op); it must not block.
+// fn fails, all under the session's lock. fn runs once, on the caller's
+// goroutine.
 func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (*sessiond.Session, error) {
-	var out *sessiond.Session
-	err := s.write(ctx, func(t *txn) error {
-		out = nil
-		cur, err := t.load(id)
-		if err != nil {
-			return err
-		}
-		if cur == nil {
-			return notFound("session", id)
-		}
-		next := cur.Clone()
-		if err := fn(next); errors.Is(err, sessiond.ErrUnchanged) {
-			out = cur
-			return nil
-		} else if err != nil {
-			return err
-		}
-		next.ID, next.TokenHash = cur.ID, cur.TokenHash
-		if err := t.put(cur, next); err != nil {
-			return err
-		}
-		out = next.Clone() // fn may hold on to next
-		return nil
-	})
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	mu := &s.ids[s.idStripe(id)]
+	mu.Lock()
+	defer mu.Unlock()
+
+	cur, err := s.load(id)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	if cur == nil {
+		return nil, notFound("session", id)
+	}
+	next := cur.Clone()
+	if err := callUpdate(fn, next); errors.Is(err, sessiond.ErrUnchanged) {
+		return cur, nil
+	} else if err != nil {
+		return nil, err
+	}
+	next.ID, next.TokenHash = cur.ID, cur.TokenHash
+	b := s.db.NewBatch()
+	if err := putSession(b, cur, next); err != nil {
+		b.Close()
+		return nil, sessiond.Internal(err)
+	}
+	if err := s.commit(b, true); err != nil {
+		return nil, err
+	}
+	s.mem.put(itemOf(cur), itemOf(next))
+	return next.Clone(), nil // fn may hold on to next
 }
 
 // Delete removes the session and returns it. ENOTFOUND if there is none.
 func (s *Store) Delete(ctx context.Context, id string) (*sessiond.Session, error) {
-	var out *sessiond.Session
-	err := s.write(ctx, func(t *txn) error {
-		cur, err := t.load(id)
-		if err != nil {
-			return err
-		}
-		if cur == nil {
-			return notFound("session", id)
-		}
-		out = cur
-		return t.remove(cur)
-	})
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	mu := &s.ids[s.idStripe(id)]
+	mu.Lock()
+	defer mu.Unlock()
+
+	cur, err := s.load(id)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
-}
-
-// List walks the by_user index when the filter names a user and the
-// by_open index otherwise, newest first, within [FromTime, ToTime]; the
-// other filters are checked on each session (see matcher), and only the
-// sessions of the page are decoded. Without Total it stops at the end of
-// the page.
-func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) (*sessiond.Page, error) {
-	page := &sessiond.Page{Data: []*sessiond.Session{}}
-	var total int64
-	skip, take := max(p.Skip, 0), max(p.Take, 0)
-	if take == 0 && !p.Total {
-		return page, s.view(ctx, func(*txn) error { return nil })
+	if cur == nil {
+		return nil, notFound("session", id)
 	}
-	m := newMatcher(&f)
-	err := s.view(ctx, func(t *txn) error {
-		if useScan(&f, m, p) {
-			var err error
-			total, page.Data, err = listScan(t, m, skip, take)
-			return err
-		}
-		index, prefix := ixOpen, []byte(nil)
-		if f.UserID != "" {
-			index, prefix = ixUser, userKey(nil, f.UserID)
-		}
-		lo, hi := timeKey(f.FromTime, minTimeKey), timeKey(f.ToTime, maxTimeKey)
-		records := t.sessions.Cursor() // one cursor for every lookup: Get allocates one each
-		return walkDesc(t.index(index).Cursor(), prefix, lo, hi, func(id []byte) (bool, error) {
-			inPage := total >= int64(skip) && len(page.Data) < take
-			var v []byte
-			if !m.keyOnly || inPage {
-				k, val := records.Seek(id)
-				if !bytes.Equal(k, id) {
-					return true, nil // cannot happen: indexes change with their sessions
-				}
-				v = val
-			}
-			match, sess, err := m.match(id, v)
-			if err != nil || !match {
-				return err == nil, err
-			}
-			total++
-			if inPage {
-				if sess == nil {
-					var err error
-					if sess, err = decodeSession(string(id), v); err != nil {
-						return false, sessiond.Internal(err)
-					}
-				}
-				page.Data = append(page.Data, sess)
-			}
-			return p.Total || len(page.Data) < take, nil
-		})
-	})
-	if err != nil {
+	b := s.db.NewBatch()
+	if err := removeSession(b, cur); err != nil {
+		b.Close()
+		return nil, sessiond.Internal(err)
+	}
+	if err := s.commit(b, true); err != nil {
 		return nil, err
 	}
-	if p.Total {
-		page.Total = &total
-	}
-	return page, nil
+	s.mem.remove(itemOf(cur), cur.TokenHash)
+	return cur, nil
 }
 
-// Touch raises request_time in one write transaction.
+// Touch raises request_time, patching it in place in each record. Touches
+// are applied one lock stripe at a time, each stripe's in one batch
+// committed without waiting for fsync (so that no lock is held across an
+// fsync); one WAL fsync at the end, which covers every earlier record,
+// makes them all durable before Touch returns.
 func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	if len(touches) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(t *txn) error {
-		for _, tc := range touches {
-			cur, err := t.load(tc.ID)
-			if err != nil {
-				return fatal(err) // earlier touches are written already
-			}
-			if cur == nil || !cur.Active || !tc.Time.After(cur.RequestTime) {
-				continue
-			}
-			next := cur.Clone()
-			next.RequestTime = tc.Time
-			if err := t.put(cur, next); err != nil {
-				return err
-			}
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.exit()
+	// The latest time per id, grouped by stripe.
+	latest := make(map[string]time.Time, len(touches))
+	for _, tc := range touches {
+		if t, ok := latest[tc.ID]; !ok || tc.Time.After(t) {
+			latest[tc.ID] = tc.Time
 		}
+	}
+	var groups [numStripes][]sessiond.Touch
+	for id, t := range latest {
+		i := s.idStripe(id)
+		groups[i] = append(groups[i], sessiond.Touch{ID: id, Time: t})
+	}
+	wrote := false
+	for i, group := range groups {
+		if len(group) == 0 {
+			continue
+		}
+		n, err := s.touchStripe(i, group)
+		if err != nil {
+			return err
+		}
+		wrote = wrote || n > 0
+	}
+	if !wrote {
 		return nil
-	})
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}
+	}
+	return nil
 }
 
-// CloseExpired walks the by_request index up to now-idle (sessions dead
-// by the idle timeout; the whole grain holding now-idle, see
-// requestGrain) and the by_expire index up to now (dead by expire_time),
-// SweepBatch sessions per transaction, and closes those that are dead, at
-// the instant they died (sessiond.Session.Deadline).
-// Closed sessions leave both indexes, so the walk never visits them.
+// touchStripe applies the touches of the sessions of one lock stripe and
+// returns how many sessions it changed.
+func (s *Store) touchStripe(stripe int, touches []sessiond.Touch) (int, error) {
+	s.ids[stripe].Lock()
+	defer s.ids[stripe].Unlock()
+	b := s.db.NewBatch()
+	var items []item
+	for _, tc := range touches {
+		key := sessionKey(tc.ID)
+		v, closer, err := s.db.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		} else if err != nil {
+			b.Close()
+			return 0, sessiond.Internal(err)
+		}
+		if len(v) < offVar || v[0] != recordV1 {
+			_, err := decodeSession(tc.ID, v)
+			closer.Close()
+			b.Close()
+			return 0, sessiond.Internal(err)
+		}
+		if v[1]&flagActive == 0 || !tc.Time.After(getTime(v[offRequest:])) {
+			closer.Close()
+			continue
+		}
+		rec := bytes.Clone(v)
+		closer.Close()
+		putTime(rec[offRequest:], tc.Time)
+		if err := b.Set(key, rec, nil); err != nil {
+			b.Close()
+			return 0, sessiond.Internal(err)
+		}
+		it, _ := itemOfRecord(tc.ID, rec)
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		b.Close()
+		return 0, nil
+	}
+	if err := s.commit(b, false); err != nil {
+		return 0, err
+	}
+	s.mem.update(func(m *memIndex) {
+		for _, it := range items {
+			m.tree.ReplaceOrInsert(it) // same open_time: replaces
+		}
+	})
+	return len(items), nil
+}
+
+// CloseExpired finds the dead sessions in the in-memory index and closes
+// each at the instant it died (sessiond.Session.Deadline), SweepBatch per
+// synced batch.
 func (s *Store) CloseExpired(ctx context.Context, now time.Time, idle time.Duration) ([]string, error) {
-	closeDead := func(t *txn, sess *sessiond.Session) (bool, error) {
-		if !sess.Active || sess.Alive(now, idle) {
-			return false, nil
-		}
-		next := sess.Clone()
-		sessiond.ApplyClose(next, sess.Deadline(idle), sessiond.ReasonExpired)
-		return true, t.put(sess, next)
+	if err := s.enter(ctx); err != nil {
+		return nil, err
 	}
-	var ids []string
-	for _, w := range []struct {
-		index int
-		bound time.Time
-		idAt  int
-	}{
-		// Keys in the grain of now-idle may be dead: end after it.
-		{ixRequest, requestKeyTime(now.Add(-idle)).Add(requestGrain), 2 * timeLen},
-		{ixExpire, now, timeLen},
-	} {
-		got, err := s.sweep(ctx, w.index, w.bound, w.idAt, closeDead)
-		ids = append(ids, got...)
-		if err != nil {
-			return ids, err
+	defer s.exit()
+	var due []string
+	s.mem.snapshot().Ascend(func(it item) bool {
+		if it.dead(now, idle) {
+			due = append(due, it.id)
 		}
-	}
-	return ids, nil
-}
-
-// Purge walks the by_close index up to closedBefore.
-func (s *Store) Purge(ctx context.Context, closedBefore time.Time) ([]string, error) {
-	return s.sweep(ctx, ixClose, closedBefore, timeLen, func(t *txn, sess *sessiond.Session) (bool, error) {
-		if sess.Active || !sess.CloseTime.Before(closedBefore) {
-			return false, nil
+		return true
+	})
+	return s.sweep(ctx, due, func(cur *sessiond.Session) (*sessiond.Session, bool) {
+		if !cur.Active || cur.Alive(now, idle) {
+			return nil, false
 		}
-		return true, t.remove(sess)
+		next := cur.Clone()
+		sessiond.ApplyClose(next, cur.Deadline(idle), sessiond.ReasonExpired)
+		return next, true
 	})
 }
 
-// sweep applies fn to the sessions whose key in the time index starts
-// with a time strictly before bound, oldest first, SweepBatch per
-// transaction, and returns the ids for which fn reported a change; the id
-// is at idAt in the keys. fn decides on the session itself: the index
-// only narrows the search. fn may change the index being walked: each
-// transaction resumes after the last key the previous one read.
-func (s *Store) sweep(ctx context.Context, index int, bound time.Time, idAt int, fn func(*txn, *sessiond.Session) (bool, error)) ([]string, error) {
-	limit := appendTime(nil, bound)
-	// seekFrom places c on the first key after the previous transaction's
-	// last one.
-	seekFrom := func(c *bolt.Cursor, after []byte) []byte {
-		if after == nil {
-			k, _ := c.First()
-			return k
-		}
-		k, _ := c.Seek(after)
-		if k != nil && bytes.Equal(k, after) {
-			k, _ = c.Next()
-		}
-		return k
+// Purge finds the sessions closed before closedBefore in the in-memory
+// index and deletes them, SweepBatch per synced batch.
+func (s *Store) Purge(ctx context.Context, closedBefore time.Time) ([]string, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
 	}
-	var ids []string
-	var after []byte
-	for {
-		// Most sweeps find nothing: look first without a write, which
-		// would cost a commit.
-		var pending bool
-		err := s.view(ctx, func(t *txn) error {
-			k := seekFrom(t.index(index).Cursor(), after)
-			pending = k != nil && bytes.Compare(k[:timeLen], limit) < 0
-			return nil
-		})
-		if err != nil || !pending {
-			return ids, err
+	defer s.exit()
+	bound := stampOf(closedBefore)
+	var due []string
+	s.mem.snapshot().Ascend(func(it item) bool {
+		if !it.active && it.last.compare(bound) < 0 {
+			due = append(due, it.id)
 		}
-		var changed []string
-		var last []byte
-		more := false
-		err = s.write(ctx, func(t *txn) error {
-			changed, last, more = nil, nil, false
-			c := t.indexes[index].Cursor()
-			k := seekFrom(c, after)
-			// Gather first: a cursor must not walk a bucket being changed.
-			var batch []string
-			for ; k != nil && bytes.Compare(k[:timeLen], limit) < 0; k, _ = c.Next() {
-				if len(batch) == s.opts.SweepBatch {
-					more = true
-					break
-				}
-				batch = append(batch, string(k[idAt:]))
-				last = bytes.Clone(k)
-			}
-			for _, id := range batch {
-				sess, err := t.load(id)
-				if err != nil {
-					return fatal(err) // earlier ones are written already
-				}
-				if sess == nil {
-					continue
-				}
-				ok, err := fn(t, sess)
-				if err != nil {
-					return err
-				}
-				if ok {
-					changed = append(changed, id)
-				}
-			}
-			return nil
-		})
+		return true
+	})
+	return s.sweep(ctx, due, func(cur *sessiond.Session) (*sessiond.Session, bool) {
+		return nil, !cur.Active && cur.CloseTime.Before(closedBefore)
+	})
+}
+
+// sweep applies fn to the sessions ids, SweepBatch at a time: it locks
+// their stripes, reads each, asks fn for its next version (nil to delete
+// it; ok false to leave it), commits the batch synced and returns the ids
+// changed. The index only proposes: fn decides on the stored session.
+func (s *Store) sweep(ctx context.Context, ids []string, fn func(cur *sessiond.Session) (next *sessiond.Session, ok bool)) ([]string, error) {
+	var changed []string
+	for len(ids) > 0 {
+		if err := ctx.Err(); err != nil {
+			return changed, ctxError(err)
+		}
+		chunk := ids[:min(len(ids), s.opts.SweepBatch)]
+		ids = ids[len(chunk):]
+		got, err := s.sweepChunk(chunk, fn)
+		changed = append(changed, got...)
 		if err != nil {
-			return ids, err
+			return changed, err
 		}
-		ids = append(ids, changed...)
-		if !more {
-			return ids, nil
-		}
-		after = last
 	}
+	return changed, nil
+}
+
+func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessiond.Session, bool)) ([]string, error) {
+	unlock := s.lockIDs(ids)
+	defer unlock()
+	type change struct {
+		old   item
+		next  *item  // nil when deleted
+		token []byte // of a deleted session
+	}
+	var (
+		changes []change
+		changed []string
+	)
+	b := s.db.NewBatch()
+	for _, id := range ids {
+		cur, err := s.load(id)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		if cur == nil {
+			continue
+		}
+		next, ok := fn(cur)
+		if !ok {
+			continue
+		}
+		c := change{old: itemOf(cur)}
+		if next == nil {
+			err = removeSession(b, cur)
+			c.token = cur.TokenHash
+		} else {
+			err = putSession(b, cur, next)
+			it := itemOf(next)
+			c.next = &it
+		}
+		if err != nil {
+			b.Close()
+			return nil, sessiond.Internal(err)
+		}
+		changes = append(changes, c)
+		changed = append(changed, id)
+	}
+	if len(changes) == 0 {
+		b.Close()
+		return nil, nil
+	}
+	if err := s.commit(b, true); err != nil {
+		return nil, err
+	}
+	s.mem.update(func(m *memIndex) {
+		for _, c := range changes {
+			if c.next == nil || c.next.open != c.old.open {
+				m.tree.Delete(c.old)
+			}
+			if c.next != nil {
+				m.tree.ReplaceOrInsert(*c.next)
+			} else if len(c.token) > 0 {
+				m.removeToken(c.token)
+			}
+		}
+	})
+	return changed, nil
 }
