@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"sessiond"
@@ -31,9 +32,10 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-// checkConsistency verifies that the token and user index keys, and the
-// in-memory index, hold exactly the entries the stored sessions imply, and
-// that no key of an unknown kind is stored. Call it with no write running.
+// checkConsistency verifies that the user index keys, and the in-memory
+// index (B-tree, id hashes and token map), hold exactly the entries the
+// stored sessions imply, and that no key of an unknown kind (nor of the
+// token index of format 2) is stored. Call it with no write running.
 func checkConsistency(s *Store) error {
 	iter, err := s.db.NewIter(nil)
 	if err != nil {
@@ -41,14 +43,14 @@ func checkConsistency(s *Store) error {
 	}
 	defer iter.Close()
 	var (
-		users     = map[string]bool{}   // user index keys the sessions imply
-		tokens    = map[string]string{} // token index entries not yet seen
-		allTokens = map[string]string{}
-		items     = map[item]bool{}
-		errs      []error
+		users  = map[string]bool{} // user index keys the sessions imply
+		items  = map[item]bool{}
+		ids    = map[uint64]int{}      // sessions per id hash
+		tokens = map[uint64][]string{} // ids per token hash's hash
+		errs   []error
 	)
-	// Sessions come before tokens and user keys in key order ('s' < 't' <
-	// 'u'), so the wanted entries are complete when those are checked.
+	// Sessions come before user keys in key order ('s' < 'u'), so the
+	// wanted entries are complete when those are checked.
 	for iter.First(); iter.Valid(); iter.Next() {
 		k := bytes.Clone(iter.Key())
 		v, err := iter.ValueAndErr()
@@ -65,31 +67,25 @@ func checkConsistency(s *Store) error {
 			if uk := userIndexKey(sess); uk != nil {
 				users[string(uk)] = true
 			}
+			ids[s.mem.idHash(sess.ID)]++
 			if len(sess.TokenHash) > 0 {
-				tokens[string(sess.TokenHash)] = sess.ID
-				allTokens[string(sess.TokenHash)] = sess.ID
+				h := s.mem.tokenHash(sess.TokenHash)
+				tokens[h] = append(tokens[h], sess.ID)
 			}
 			items[itemOf(sess)] = true
-		case kindToken:
-			hash := string(k[1:])
-			if id, ok := tokens[hash]; !ok || id != string(v) {
-				errs = append(errs, fmt.Errorf("token %x -> %q, want %q", hash, v, id))
-			}
-			delete(tokens, hash)
 		case kindUser:
 			if !users[string(k)] {
 				errs = append(errs, fmt.Errorf("stray user index key %x", k))
 			}
 			delete(users, string(k))
+		case kindLegacyToken:
+			errs = append(errs, fmt.Errorf("token index key of format 2 %x", k))
 		default:
 			errs = append(errs, fmt.Errorf("key of unknown kind %x", k))
 		}
 	}
 	if err := iter.Error(); err != nil {
 		return err
-	}
-	if len(tokens) > 0 {
-		errs = append(errs, fmt.Errorf("%d token index entries missing", len(tokens)))
 	}
 	if len(users) > 0 {
 		errs = append(errs, fmt.Errorf("%d user index entries missing", len(users)))
@@ -105,18 +101,41 @@ func checkConsistency(s *Store) error {
 	if n != len(items) {
 		errs = append(errs, fmt.Errorf("in-memory index: %d items, want %d", n, len(items)))
 	}
+
 	s.mem.mu.RLock()
-	entries := len(s.mem.tokens)
-	for _, n := range s.mem.shared {
-		entries += n
+	defer s.mem.mu.RUnlock()
+	// The id hashes: each once in ids, and the sessions beyond the first
+	// counted in idsShared (which holds no zero count).
+	if got, want := len(s.mem.ids), len(ids); got != want {
+		errs = append(errs, fmt.Errorf("in-memory ids: %d hashes, want %d", got, want))
 	}
-	s.mem.mu.RUnlock()
-	if entries != len(allTokens) {
-		errs = append(errs, fmt.Errorf("in-memory token map: %d entries, want %d", entries, len(allTokens)))
+	for h, want := range ids {
+		_, ok := s.mem.ids[h]
+		if got := s.mem.idsShared[h] + 1; !ok || got != want {
+			errs = append(errs, fmt.Errorf("in-memory ids: hash %x present %v, %d sessions; want %d", h, ok, got, want))
+		}
 	}
-	for hash, id := range allTokens {
-		if got, present := s.mem.tokenRef([]byte(hash)); !present || got != id && got != "" {
-			errs = append(errs, fmt.Errorf("in-memory token map: %x -> %q, %v; want %q", hash, got, present, id))
+	for h, n := range s.mem.idsShared {
+		if n <= 0 || ids[h] != n+1 {
+			errs = append(errs, fmt.Errorf("in-memory ids: hash %x shared by %d more, want %d", h, n, ids[h]-1))
+		}
+	}
+	// The token map: per hash, exactly the ids of the sessions with it.
+	if got, want := len(s.mem.tokens), len(tokens); got != want {
+		errs = append(errs, fmt.Errorf("in-memory token map: %d hashes, want %d", got, want))
+	}
+	for h, more := range s.mem.tokensMore {
+		if _, ok := s.mem.tokens[h]; !ok || len(more) == 0 {
+			errs = append(errs, fmt.Errorf("in-memory token map: hash %x has overflow %q but first %v", h, more, ok))
+		}
+	}
+	for h, want := range tokens {
+		first, ok := s.mem.tokens[h]
+		got := append([]string{first}, s.mem.tokensMore[h]...)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !ok || !slices.Equal(got, want) {
+			errs = append(errs, fmt.Errorf("in-memory token map: hash %x -> %q (present %v), want %q", h, got, ok, want))
 		}
 	}
 	if _, closer, err := s.db.Get(keyFormat); err != nil {
@@ -128,3 +147,70 @@ func checkConsistency(s *Store) error {
 }
 
 var _ sessiond.Store = checkedStore{}
+
+// TestCheckConsistencyCatches breaks the store or its in-memory index in
+// one way at a time and checks that checkConsistency reports it.
+func TestCheckConsistencyCatches(t *testing.T) {
+	sess := testSession(1)
+	tests := []struct {
+		name    string
+		corrupt func(s *Store) error
+	}{
+		{"stray id hash", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.addID(m.idHash("ghost")) })
+			return nil
+		}},
+		{"id hash counted twice", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.addID(m.idHash(sess.ID)) })
+			return nil
+		}},
+		{"missing id hash", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.removeID(m.idHash(sess.ID)) })
+			return nil
+		}},
+		{"missing token", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.removeToken(m.tokenHash(sess.TokenHash), sess.ID) })
+			return nil
+		}},
+		{"stray token candidate", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.addToken(m.tokenHash(sess.TokenHash), "ghost") })
+			return nil
+		}},
+		{"token of the wrong session", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.tokens[m.tokenHash(sess.TokenHash)] = "ghost" })
+			return nil
+		}},
+		{"stale item", func(s *Store) error {
+			s.mem.update(func(m *memIndex) {
+				it := itemOf(sess)
+				it.active = false
+				m.tree.ReplaceOrInsert(it)
+			})
+			return nil
+		}},
+		{"token index key of format 2", func(s *Store) error {
+			return s.db.Set(append([]byte{kindLegacyToken}, sess.TokenHash...), []byte(sess.ID), nil)
+		}},
+		{"stray user index key", func(s *Store) error {
+			other := testSession(2)
+			return s.db.Set(userIndexKey(other), nil, nil)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t, Options{})
+			if err := s.Create(t.Context(), sess); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if err := checkConsistency(s); err != nil {
+				t.Fatalf("before breaking: %v", err)
+			}
+			if err := tt.corrupt(s); err != nil {
+				t.Fatal(err)
+			}
+			if err := checkConsistency(s); err == nil {
+				t.Errorf("checkConsistency found nothing wrong")
+			}
+		})
+	}
+}

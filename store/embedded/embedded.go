@@ -6,8 +6,10 @@
 // while a WAL sync runs into the next one. Read-modify-writes of one session
 // are serialised by a striped lock, never a global one. Lookups by id and
 // token hash, and List by user, read pebble; the order of all sessions by
-// open time and the data the sweeps need live in an in-memory index rebuilt
-// at Open. See docs/design.md, "Embedded store".
+// open time, the data the sweeps need, the 64-bit hashes of the ids and the
+// map from token hashes to ids live in an in-memory index rebuilt at Open,
+// so that a Create writes two keys and reads none. See docs/design.md,
+// "Embedded store".
 package embedded
 
 import (
@@ -132,8 +134,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		Logger:             quietLogger{},
 		MemTableSize:       opts.MemTableSize,
 	}
-	// Bloom filters let Create's uniqueness checks skip tables without
-	// reading them (every checked key is absent).
+	// Bloom filters let point lookups skip the tables that lack the key.
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
@@ -166,8 +167,9 @@ func lockDir(path string, timeout time.Duration) (*pebble.Lock, error) {
 	}
 }
 
-// initialize checks (or, in a new store, writes) the format version and
-// builds the in-memory index from the sessions.
+// initialize checks (or, in a new store, writes) the format version,
+// upgrades a store of format 2, and builds the in-memory index from the
+// sessions.
 func (s *Store) initialize() error {
 	v, closer, err := s.db.Get(keyFormat)
 	switch {
@@ -180,12 +182,35 @@ func (s *Store) initialize() error {
 	default:
 		got := string(v)
 		closer.Close()
-		if got != strconv.Itoa(formatVersion) {
-			return fmt.Errorf("unsupported data format %q (this version reads %d)", got, formatVersion)
+		switch got {
+		case strconv.Itoa(formatVersion):
+		case strconv.Itoa(formatVersionTokens):
+			if err := s.dropTokenIndex(); err != nil {
+				return fmt.Errorf("upgrading data format %s to %d: %w", got, formatVersion, err)
+			}
+		default:
+			return fmt.Errorf("unsupported data format %q (this version reads %d and %d)", got, formatVersionTokens, formatVersion)
 		}
 	}
-	s.mem, err = loadMemIndex(s.db)
+	s.mem, err = loadMemIndex(s.db, s.seed)
 	return err
+}
+
+// dropTokenIndex upgrades a store of format 2 to 3: one synced batch
+// deletes the whole token index with a range deletion (one key, whatever
+// the number of sessions; compactions reclaim the space later) and writes
+// the new version. The in-memory token map, rebuilt from the records,
+// replaces the index.
+func (s *Store) dropTokenIndex() error {
+	b := s.db.NewBatch()
+	err := errors.Join(
+		b.DeleteRange([]byte{kindLegacyToken}, []byte{kindLegacyToken + 1}, nil),
+		b.Set(keyFormat, []byte(strconv.Itoa(formatVersion)), nil),
+	)
+	if err == nil {
+		err = b.Commit(pebble.Sync)
+	}
+	return errors.Join(err, b.Close())
 }
 
 // quietLogger drops pebble's informational messages (such as "Found 0

@@ -399,52 +399,198 @@ func TestUpdateFailures(t *testing.T) {
 	}
 }
 
-// TestTokenMapCollisions drives the in-memory token map through shared
-// 64-bit hashes, and GetByTokenHash through its fallback to pebble's token
-// index.
-func TestTokenMapCollisions(t *testing.T) {
-	m := newMemIndex()
-	h := []byte("some token hash")
-	steps := []struct {
-		name        string
-		do          func()
-		wantID      string
-		wantPresent bool
-	}{
-		{"added", func() { m.addToken(h, "a") }, "a", true},
-		{"shared", func() { m.addToken(h, "b") }, "", true},
-		{"one removed", func() { m.removeToken(h) }, "", true},
-		{"both removed", func() { m.removeToken(h) }, "", false},
+// tokenIDs returns the ids the token map holds for the 64-bit hash h,
+// sorted.
+func tokenIDs(m *memIndex, h uint64) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var ids []string
+	if first, ok := m.tokens[h]; ok {
+		ids = append(ids, first)
 	}
-	for _, st := range steps {
+	ids = append(ids, m.tokensMore[h]...)
+	slices.Sort(ids)
+	return ids
+}
+
+// TestMemIndexSharedHashes drives the in-memory id set and token map
+// through 64-bit hashes that several sessions share: each session must
+// stay findable until it is removed, whichever goes first.
+func TestMemIndexSharedHashes(t *testing.T) {
+	m := newMemIndex(maphash.MakeSeed())
+	const h = 42
+	tokenSteps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"added", func() { m.addToken(h, "a") }, []string{"a"}},
+		{"shared", func() { m.addToken(h, "b") }, []string{"a", "b"}},
+		{"shared by three", func() { m.addToken(h, "c") }, []string{"a", "b", "c"}},
+		{"first removed", func() { m.removeToken(h, "a") }, []string{"b", "c"}},
+		{"unknown id removed", func() { m.removeToken(h, "x") }, []string{"b", "c"}},
+		{"overflow removed", func() { m.removeToken(h, "b") }, []string{"c"}},
+		{"last removed", func() { m.removeToken(h, "c") }, nil},
+	}
+	for _, st := range tokenSteps {
 		st.do()
-		if id, present := m.tokenRef(h); id != st.wantID || present != st.wantPresent {
-			t.Errorf("%s: tokenRef = %q, %v; want %q, %v", st.name, id, present, st.wantID, st.wantPresent)
+		if got := tokenIDs(m, h); !slices.Equal(got, st.want) {
+			t.Errorf("token map, %s: ids = %q, want %q", st.name, got, st.want)
 		}
 	}
+	if len(m.tokens) != 0 || len(m.tokensMore) != 0 {
+		t.Errorf("token map not empty at the end: %v, %v", m.tokens, m.tokensMore)
+	}
 
+	idSteps := []struct {
+		name string
+		do   func()
+		want bool
+	}{
+		{"added", func() { m.addID(h) }, true},
+		{"shared", func() { m.addID(h) }, true},
+		{"one removed", func() { m.removeID(h) }, true},
+		{"both removed", func() { m.removeID(h) }, false},
+	}
+	for _, st := range idSteps {
+		st.do()
+		if _, got := m.ids[h]; got != st.want {
+			t.Errorf("id set, %s: present = %v, want %v", st.name, got, st.want)
+		}
+	}
+	if len(m.ids) != 0 || len(m.idsShared) != 0 {
+		t.Errorf("id set not empty at the end: %v, %v", m.ids, m.idsShared)
+	}
+}
+
+// TestTokenMapCollisions makes sessions share the 64-bit hashes of their
+// token hashes and ids (by adding false entries to the in-memory index),
+// and checks that lookups and uniqueness checks compare the real values.
+func TestTokenMapCollisions(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := t.Context()
-	sess := testSession(1)
-	if err := s.Create(ctx, sess); err != nil {
-		t.Fatalf("Create: %v", err)
+	a, b := testSession(1), testSession(2)
+	for _, sess := range []*sessiond.Session{a, b} {
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
 	}
-	// Pretend another session shares the token's 64-bit hash.
-	s.mem.update(func(m *memIndex) { m.tokens[maphash.Bytes(m.seed, sess.TokenHash)] = "" })
-	got, err := s.GetByTokenHash(ctx, sess.TokenHash)
-	if err != nil || got.ID != sess.ID {
-		t.Fatalf("GetByTokenHash through pebble = %v, %v; want %s", got, err, sess.ID)
+	ha := s.mem.tokenHash(a.TokenHash)
+	noone := testSession(3).TokenHash // a token no session has
+	hn := s.mem.tokenHash(noone)
+	// a's token hash now names b first, then a; noone's names a.
+	s.mem.update(func(m *memIndex) {
+		m.removeToken(ha, a.ID)
+		m.addToken(ha, b.ID)
+		m.addToken(ha, a.ID)
+		m.addToken(hn, a.ID)
+	})
+
+	if got, err := s.GetByTokenHash(ctx, a.TokenHash); err != nil || got.ID != a.ID {
+		t.Errorf("GetByTokenHash past a wrong candidate = %v, %v; want %s", got, err, a.ID)
 	}
-	dup := testSession(2)
-	dup.TokenHash = sess.TokenHash
-	if err := s.Create(ctx, dup); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
-		t.Errorf("Create with a taken token = %v, want a conflict", err)
+	if got, err := s.GetByTokenHash(ctx, b.TokenHash); err != nil || got.ID != b.ID {
+		t.Errorf("GetByTokenHash = %v, %v; want %s", got, err, b.ID)
 	}
-	// A token whose 64-bit hash is known but which nobody has.
-	other := testSession(3).TokenHash
-	s.mem.update(func(m *memIndex) { m.tokens[maphash.Bytes(m.seed, other)] = sess.ID })
-	if _, err := s.GetByTokenHash(ctx, other); sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
+	if _, err := s.GetByTokenHash(ctx, noone); sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
 		t.Errorf("GetByTokenHash of a token sharing a 64-bit hash = %v, want not found", err)
+	}
+	dup := testSession(4)
+	dup.TokenHash = a.TokenHash
+	if err := s.Create(ctx, dup); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+		t.Errorf("Create with a taken token behind a wrong candidate = %v, want a conflict", err)
+	}
+	free := testSession(5)
+	free.TokenHash = noone
+	if err := s.Create(ctx, free); err != nil {
+		t.Errorf("Create with a free token sharing a 64-bit hash = %v", err)
+	}
+
+	// An id whose 64-bit hash is taken is checked in pebble.
+	c := testSession(6)
+	s.mem.update(func(m *memIndex) { m.addID(m.idHash(c.ID)) })
+	if err := s.Create(ctx, c); err != nil {
+		t.Errorf("Create of a free id sharing a 64-bit hash = %v", err)
+	}
+	again := testSession(6)
+	again.TokenHash = testSession(7).TokenHash
+	if err := s.Create(ctx, again); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+		t.Errorf("Create of a taken id = %v, want a conflict", err)
+	}
+
+	// Take the false entries back out: the index must then be exact.
+	s.mem.update(func(m *memIndex) {
+		m.removeToken(ha, b.ID)
+		m.removeToken(hn, a.ID)
+		m.removeID(m.idHash(c.ID))
+	})
+	if err := checkConsistency(s); err != nil {
+		t.Errorf("after the collisions: %v", err)
+	}
+}
+
+// TestUpgradeFromFormat2 opens a store of format 2, which kept a token
+// index in pebble: Open deletes the index, writes format 3, and tokens are
+// still found and still unique.
+func TestUpgradeFromFormat2(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	ctx := t.Context()
+	var sessions []*sessiond.Session
+	b := s.db.NewBatch()
+	for i := range 50 {
+		sess := testSession(i)
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		sessions = append(sessions, sess)
+		// What format 2 wrote beside each record.
+		if err := b.Set(append([]byte{kindLegacyToken}, sess.TokenHash...), []byte(sess.ID), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Set(keyFormat, []byte("2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.commit(b, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, round := range []string{"upgrade", "reopen"} {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("%s: Open: %v", round, err)
+		}
+		v, closer, err := s.db.Get(keyFormat)
+		if err != nil {
+			t.Fatalf("%s: format: %v", round, err)
+		}
+		if got, want := string(v), "3"; got != want {
+			t.Errorf("%s: format = %q, want %q", round, got, want)
+		}
+		closer.Close()
+		if err := checkConsistency(s); err != nil { // reports any t key left
+			t.Errorf("%s: %v", round, err)
+		}
+		for _, sess := range sessions {
+			if got, err := s.GetByTokenHash(ctx, sess.TokenHash); err != nil || got.ID != sess.ID {
+				t.Errorf("%s: GetByTokenHash = %v, %v; want %s", round, got, err, sess.ID)
+			}
+		}
+		dup := testSession(1000)
+		dup.TokenHash = sessions[7].TokenHash
+		if err := s.Create(ctx, dup); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+			t.Errorf("%s: Create with a taken token = %v, want a conflict", round, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -664,9 +810,6 @@ func prefill(tb testing.TB, s *Store, n int) {
 		var items []item
 		for i := start; i < min(start+chunk, n); i++ {
 			sess := testSession(i)
-			if err := b.Set(tokenKey(sess.TokenHash), []byte(sess.ID), nil); err != nil {
-				tb.Fatal(err)
-			}
 			if err := putSession(b, nil, sess); err != nil {
 				tb.Fatal(err)
 			}
@@ -951,7 +1094,8 @@ func BenchmarkTouch(b *testing.B) {
 
 // BenchmarkOpen measures Open of a store holding -embedded.large sessions:
 // replaying nothing (Close flushed), it is one scan of the records that
-// rebuilds the in-memory index.
+// rebuilds the in-memory index. heap-B/session is the heap an open store
+// holds per session.
 func BenchmarkOpen(b *testing.B) {
 	dir := b.TempDir()
 	s, err := Open(dir, Options{})
@@ -973,8 +1117,22 @@ func BenchmarkOpen(b *testing.B) {
 		s.Close()
 		b.StartTimer()
 	}
-	var m runtime.MemStats
+	b.StopTimer()
+	b.ReportMetric(openHeap(b, dir)/float64(*benchLarge), "heap-B/session")
+}
+
+// openHeap returns how much the Go heap grows by opening the store in dir:
+// the in-memory index and what pebble keeps on the heap.
+func openHeap(b *testing.B, dir string) float64 {
+	var before, after runtime.MemStats
 	runtime.GC()
-	runtime.ReadMemStats(&m)
-	b.ReportMetric(float64(m.HeapAlloc)/float64(*benchLarge), "heap-B/session")
+	runtime.ReadMemStats(&before)
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return float64(after.HeapAlloc) - float64(before.HeapAlloc)
 }

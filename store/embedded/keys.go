@@ -14,26 +14,35 @@ import (
 //
 //	m format                                  -> formatVersion
 //	s id                                      -> session record
-//	t token_hash                              -> id
 //	u userKey(user_id) revTime(open_time) id  -> empty, sessions with a user_id
 //	k id                                      -> API key record
 //
-// A Create writes at most three keys (s, t, u): keys per write are what
-// pebble's CPU cost grows with. The order of all sessions and the data the
-// sweeps need are kept in memory instead (see memIndex).
+// A Create writes at most two keys (s, u): keys per write are what pebble's
+// CPU cost grows with. The order of all sessions, the data the sweeps need
+// and the map from token hashes to sessions are kept in memory instead (see
+// memIndex).
 const (
 	kindMeta    = 'm'
 	kindSession = 's'
-	kindToken   = 't'
 	kindUser    = 'u'
 	kindAPIKey  = 'k'
+
+	// kindLegacyToken keys (t token_hash -> id) were the token index of
+	// format 2; Open deletes them when it upgrades a store to format 3.
+	kindLegacyToken = 't'
 )
 
 var keyFormat = []byte{kindMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 
-// formatVersion is the layout of keys and records described above. Version
-// 1 was the bbolt engine's single file.
-const formatVersion = 2
+// formatVersion is the layout of keys and records described above.
+// Version 1 was the bbolt engine's single file; version 2 had a token index
+// in pebble (kindLegacyToken), which Open upgrades from. Older binaries
+// refuse version 3: without the token index they would miss a token whose
+// 64-bit hash collides with another's.
+const (
+	formatVersion       = 3
+	formatVersionTokens = 2
+)
 
 // maxInlineUser is the longest user_id kept verbatim in user index keys;
 // longer ones are replaced by their SHA-256 so that keys stay short. List
@@ -50,11 +59,6 @@ const maxTokenHashLen = 1024
 // sessionKey returns the record key of session id.
 func sessionKey(id string) []byte {
 	return append(append(make([]byte, 0, 1+len(id)), kindSession), id...)
-}
-
-// tokenKey returns the token index key of hash.
-func tokenKey(hash []byte) []byte {
-	return append(append(make([]byte, 0, 1+len(hash)), kindToken), hash...)
 }
 
 // apiKeyKey returns the record key of API key id.

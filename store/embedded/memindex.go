@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,16 +23,25 @@ import (
 // returned. Readers walk a copy-on-write snapshot (btree Clone costs O(1))
 // and so never hold writers up.
 //
-// It also maps a 64-bit hash of each token hash to its session id, so that
-// GetByTokenHash is one pebble lookup instead of two and Create's token
-// check rarely needs one (see tokenRef).
+// It also holds the 64-bit hash of every session id, so that Create's id
+// check reads pebble only when the hash is taken, and maps the 64-bit hash
+// of every token hash to the ids of the sessions with it, so that the token
+// needs no index in pebble (see tokenCandidates). Both are complete: a hash
+// that several sessions share is kept once per session.
 type memIndex struct {
 	mu   sync.RWMutex
 	tree *btree.BTreeG[item]
 
-	seed   maphash.Seed
-	tokens map[uint64]string // "" when several sessions share the hash
-	shared map[uint64]int    // how many more sessions share a hash in tokens
+	seed maphash.Seed
+	// ids holds the hash of every session id; idsShared counts, for a
+	// hash that several ids share, the sessions beyond the first.
+	ids       map[uint64]struct{}
+	idsShared map[uint64]int
+	// tokens maps the hash of a token hash to the id of one session with
+	// it; tokensMore holds the ids of the other sessions whose token hashes
+	// share that hash (almost always none).
+	tokens     map[uint64]string
+	tokensMore map[uint64][]string
 }
 
 // stamp is an instant, exactly, in less room than a time.Time.
@@ -114,18 +124,21 @@ func (it *item) dead(now time.Time, idle time.Duration) bool {
 
 const btreeDegree = 32
 
-func newMemIndex() *memIndex {
+func newMemIndex(seed maphash.Seed) *memIndex {
 	return &memIndex{
-		tree:   btree.NewG(btreeDegree, itemLess),
-		seed:   maphash.MakeSeed(),
-		tokens: map[uint64]string{},
-		shared: map[uint64]int{},
+		tree:       btree.NewG(btreeDegree, itemLess),
+		seed:       seed,
+		ids:        map[uint64]struct{}{},
+		idsShared:  map[uint64]int{},
+		tokens:     map[uint64]string{},
+		tokensMore: map[uint64][]string{},
 	}
 }
 
-// loadMemIndex builds the index from every session record in db.
-func loadMemIndex(db *pebble.DB) (*memIndex, error) {
-	m := newMemIndex()
+// loadMemIndex builds the index from every session record in db, hashing
+// with seed.
+func loadMemIndex(db *pebble.DB, seed maphash.Seed) (*memIndex, error) {
+	m := newMemIndex(seed)
 	iter, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindSession}, UpperBound: []byte{kindSession + 1}})
 	if err != nil {
 		return nil, err
@@ -144,10 +157,7 @@ func loadMemIndex(db *pebble.DB) (*memIndex, error) {
 			_, err := decodeSession(id, v) // names the problem
 			return nil, err
 		}
-		m.tree.ReplaceOrInsert(it)
-		if len(token) > 0 {
-			m.addToken(token, it.id)
-		}
+		m.add(it, token)
 	}
 	if err := iter.Close(); err != nil {
 		return nil, err
@@ -168,48 +178,106 @@ func recordTokenHash(v []byte) ([]byte, bool) {
 	return v[start:end], r.err == nil
 }
 
-// tokenRef is what the index knows of a token hash: present is false when
-// no session has it; otherwise id is the one session whose token hash has
-// the same 64-bit hash, or "" when several do (then pebble's token index
-// answers).
-func (m *memIndex) tokenRef(hash []byte) (id string, present bool) {
-	h := maphash.Bytes(m.seed, hash)
+func (m *memIndex) idHash(id string) uint64 { return maphash.String(m.seed, id) }
+
+func (m *memIndex) tokenHash(hash []byte) uint64 { return maphash.Bytes(m.seed, hash) }
+
+// mayHaveID reports whether a session may have the id: false means none
+// has it; true means one has an id with the same 64-bit hash.
+func (m *memIndex) mayHaveID(id string) bool {
+	h := m.idHash(id)
 	m.mu.RLock()
-	id, present = m.tokens[h]
+	_, ok := m.ids[h]
 	m.mu.RUnlock()
-	return id, present
+	return ok
 }
 
-// addToken and removeToken keep tokens; the caller holds mu.
-func (m *memIndex) addToken(hash []byte, id string) {
-	h := maphash.Bytes(m.seed, hash)
+// tokenCandidates returns the ids of the sessions whose token hashes have
+// the 64-bit hash of hash: none when no session has hash, and otherwise
+// first and, rarely, more (a copy). The caller compares each session's
+// token hash.
+func (m *memIndex) tokenCandidates(hash []byte) (first string, more []string) {
+	h := m.tokenHash(hash)
+	m.mu.RLock()
+	first = m.tokens[h]
+	if rest := m.tokensMore[h]; len(rest) > 0 {
+		more = slices.Clone(rest)
+	}
+	m.mu.RUnlock()
+	return first, more
+}
+
+// addID, removeID, addToken and removeToken keep ids and tokens, given
+// the 64-bit hashes; the caller holds mu.
+func (m *memIndex) addID(h uint64) {
+	if _, ok := m.ids[h]; ok {
+		m.idsShared[h]++
+		return
+	}
+	m.ids[h] = struct{}{}
+}
+
+func (m *memIndex) removeID(h uint64) {
+	switch n := m.idsShared[h]; n {
+	case 0:
+		delete(m.ids, h)
+	case 1:
+		delete(m.idsShared, h)
+	default:
+		m.idsShared[h] = n - 1
+	}
+}
+
+func (m *memIndex) addToken(h uint64, id string) {
 	if _, ok := m.tokens[h]; ok {
-		m.tokens[h] = ""
-		m.shared[h]++
+		m.tokensMore[h] = append(m.tokensMore[h], id)
 		return
 	}
 	m.tokens[h] = id
 }
 
-func (m *memIndex) removeToken(hash []byte) {
-	h := maphash.Bytes(m.seed, hash)
-	switch n := m.shared[h]; {
-	case n == 0:
-		delete(m.tokens, h)
-	case n == 1:
-		delete(m.shared, h) // one session is left, but which is unknown: tokens keeps ""
-	default:
-		m.shared[h] = n - 1
+func (m *memIndex) removeToken(h uint64, id string) {
+	more := m.tokensMore[h]
+	if m.tokens[h] == id {
+		if len(more) == 0 {
+			delete(m.tokens, h)
+			return
+		}
+		m.tokens[h], more = more[len(more)-1], more[:len(more)-1]
+	} else if i := slices.Index(more, id); i >= 0 {
+		more = slices.Delete(more, i, i+1)
+	}
+	if len(more) == 0 {
+		delete(m.tokensMore, h)
+	} else {
+		m.tokensMore[h] = more
 	}
 }
 
-// create adds a new session with the token hash (which may be empty).
+// add adds a new session with its token hash (which may be empty); the
+// caller holds mu.
+func (m *memIndex) add(it item, token []byte) {
+	m.tree.ReplaceOrInsert(it)
+	m.addID(m.idHash(it.id))
+	if len(token) > 0 {
+		m.addToken(m.tokenHash(token), it.id)
+	}
+}
+
+// drop removes a session with its token hash (which may be empty); the
+// caller holds mu.
+func (m *memIndex) drop(it item, token []byte) {
+	m.tree.Delete(it)
+	m.removeID(m.idHash(it.id))
+	if len(token) > 0 {
+		m.removeToken(m.tokenHash(token), it.id)
+	}
+}
+
+// create adds a new session with its token hash (which may be empty).
 func (m *memIndex) create(it item, token []byte) {
 	m.mu.Lock()
-	m.tree.ReplaceOrInsert(it)
-	if len(token) > 0 {
-		m.addToken(token, it.id)
-	}
+	m.add(it, token)
 	m.mu.Unlock()
 }
 
@@ -226,10 +294,7 @@ func (m *memIndex) put(old, next item) {
 // remove deletes a session with its token hash (which may be empty).
 func (m *memIndex) remove(it item, token []byte) {
 	m.mu.Lock()
-	m.tree.Delete(it)
-	if len(token) > 0 {
-		m.removeToken(token)
-	}
+	m.drop(it, token)
 	m.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -43,10 +44,32 @@ func (s *Store) exists(key []byte) (bool, error) {
 	return true, closer.Close()
 }
 
+// findToken returns the stored session whose token hash is hash, or nil.
+// The in-memory token map names the candidates (almost always none or
+// one); each is read and its token hash compared.
+func (s *Store) findToken(hash []byte) (*sessiond.Session, error) {
+	first, more := s.mem.tokenCandidates(hash)
+	if first == "" {
+		return nil, nil
+	}
+	for i := -1; i < len(more); i++ {
+		id := first
+		if i >= 0 {
+			id = more[i]
+		}
+		got, err := s.load(id)
+		if err != nil {
+			return nil, err
+		}
+		if got != nil && bytes.Equal(got.TokenHash, hash) {
+			return got, nil
+		}
+	}
+	return nil, nil
+}
+
 // putSession adds to b the record of next, which replaces old (nil for a
-// new session), and moves its user index entry if it changed. The token
-// index is written by Create and Delete only: the token hash of a session
-// never changes.
+// new session), and moves its user index entry if it changed.
 func putSession(b *pebble.Batch, old, next *sessiond.Session) error {
 	rec := encodeSession(make([]byte, 0, sessionSize(next)), next)
 	err := b.Set(sessionKey(next.ID), rec, nil)
@@ -64,9 +87,6 @@ func putSession(b *pebble.Batch, old, next *sessiond.Session) error {
 // removeSession adds to b the deletion of old and its index entries.
 func removeSession(b *pebble.Batch, old *sessiond.Session) error {
 	err := b.Delete(sessionKey(old.ID), nil)
-	if len(old.TokenHash) > 0 {
-		err = errors.Join(err, b.Delete(tokenKey(old.TokenHash), nil))
-	}
 	if k := userIndexKey(old); k != nil {
 		err = errors.Join(err, b.Delete(k, nil))
 	}
@@ -77,9 +97,12 @@ func removeSession(b *pebble.Batch, old *sessiond.Session) error {
 // exists; EINVALID if the id is empty or longer than 1024 bytes, or the
 // token hash is longer than 1024 bytes.
 //
-// The id's lock is held from the uniqueness check to the commit, and so is
-// the token hash's, so that of two Creates racing for one id or one token
-// exactly one wins.
+// It writes the record and, with a user_id, a user index key. Its
+// uniqueness checks ask the in-memory index, and read pebble only when the
+// 64-bit hash of the id, or of the token hash, is already taken. The id's
+// lock is held from those checks to the commit, and so is the token
+// hash's, so that of two Creates racing for one id or one token exactly
+// one wins.
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	if sess.ID == "" || len(sess.ID) > maxIDLen {
 		return sessiond.Errorf(sessiond.EINVALID, "session id must be 1 to %d bytes", maxIDLen)
@@ -97,41 +120,31 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 		b.Close()
 		return sessiond.Internal(err)
 	}
-	var tk []byte
-	if len(sess.TokenHash) > 0 {
-		tk = tokenKey(sess.TokenHash)
-		if err := b.Set(tk, []byte(sess.ID), nil); err != nil {
-			b.Close()
-			return sessiond.Internal(err)
-		}
-	}
 
 	mu := &s.ids[s.idStripe(sess.ID)]
 	mu.Lock()
 	defer mu.Unlock()
-	if found, err := s.exists(sessionKey(sess.ID)); err != nil || found {
-		b.Close()
-		if err != nil {
-			return err
+	if s.mem.mayHaveID(sess.ID) {
+		if found, err := s.exists(sessionKey(sess.ID)); err != nil || found {
+			b.Close()
+			if err != nil {
+				return err
+			}
+			return sessiond.Errorf(sessiond.ECONFLICT, "session %s already exists", sess.ID)
 		}
-		return sessiond.Errorf(sessiond.ECONFLICT, "session %s already exists", sess.ID)
 	}
-	if tk != nil {
+	if len(sess.TokenHash) > 0 {
 		// Token stripes are only ever taken while holding an id stripe,
 		// so the two cannot deadlock.
-		// The in-memory token map is complete for committed sessions, so
-		// pebble is asked only when it knows the token's 64-bit hash.
-		tmu := &s.tokens[s.idStripe(string(sess.TokenHash))]
+		tmu := &s.tokens[maphash.Bytes(s.seed, sess.TokenHash)%numStripes]
 		tmu.Lock()
 		defer tmu.Unlock()
-		if _, present := s.mem.tokenRef(sess.TokenHash); present {
-			if found, err := s.exists(tk); err != nil || found {
-				b.Close()
-				if err != nil {
-					return err
-				}
-				return sessiond.Errorf(sessiond.ECONFLICT, "token already exists")
+		if found, err := s.findToken(sess.TokenHash); err != nil || found != nil {
+			b.Close()
+			if err != nil {
+				return err
 			}
+			return sessiond.Errorf(sessiond.ECONFLICT, "token already exists")
 		}
 	}
 	if err := s.commit(b, true); err != nil {
@@ -158,42 +171,18 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 }
 
 // GetByTokenHash returns the session with the token hash. ENOTFOUND if
-// there is none. The in-memory token map names the session, whose record
-// is then read and its token hash compared; only when several sessions
-// share the 64-bit hash of the token hash does the token index in pebble
-// answer.
+// there is none. The in-memory token map names the candidates, so a token
+// nobody has costs no pebble read, and one that a session has costs one.
 func (s *Store) GetByTokenHash(ctx context.Context, hash []byte) (*sessiond.Session, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer s.exit()
 	var sess *sessiond.Session
-	id, present := "", false
 	if len(hash) > 0 {
-		id, present = s.mem.tokenRef(hash)
-	}
-	switch {
-	case !present:
-	case id != "":
-		got, err := s.load(id)
-		if err != nil {
+		var err error
+		if sess, err = s.findToken(hash); err != nil {
 			return nil, err
-		}
-		if got != nil && bytes.Equal(got.TokenHash, hash) {
-			sess = got
-		}
-	default:
-		v, closer, err := s.db.Get(tokenKey(hash))
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-		case err != nil:
-			return nil, sessiond.Internal(err)
-		default:
-			id := string(v)
-			closer.Close()
-			if sess, err = s.load(id); err != nil {
-				return nil, err
-			}
 		}
 	}
 	if sess == nil {
@@ -492,13 +481,14 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 	}
 	s.mem.update(func(m *memIndex) {
 		for _, c := range changes {
-			if c.next == nil || c.next.open != c.old.open {
+			switch {
+			case c.next == nil:
+				m.drop(c.old, c.token)
+			case c.next.open != c.old.open:
 				m.tree.Delete(c.old)
-			}
-			if c.next != nil {
+				fallthrough
+			default:
 				m.tree.ReplaceOrInsert(*c.next)
-			} else if len(c.token) > 0 {
-				m.removeToken(c.token)
 			}
 		}
 	})
