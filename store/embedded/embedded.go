@@ -52,6 +52,12 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is the size of each pebble memtable. Default 32 MiB.
 	MemTableSize uint64
+	// WALSyncDelay is the least time between two WAL syncs (pebble's
+	// WALMinSyncInterval). Synced writes that arrive meanwhile share the
+	// next sync: a short delay makes groups larger and syncs fewer, for a
+	// little latency. Default 500µs (measured: open_session over HTTP with
+	// 64 clients gained 20-25% over no delay); negative disables it.
+	WALSyncDelay time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -60,6 +66,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SweepBatch <= 0 {
 		o.SweepBatch = 1000
+	}
+	if o.WALSyncDelay == 0 {
+		o.WALSyncDelay = 500 * time.Microsecond
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = 128 << 20
@@ -133,6 +142,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		Lock:               lock,
 		Logger:             quietLogger{},
 		MemTableSize:       opts.MemTableSize,
+	}
+	if d := opts.WALSyncDelay; d > 0 {
+		po.WALMinSyncInterval = func() time.Duration { return d }
 	}
 	// Bloom filters let point lookups skip the tables that lack the key.
 	for i := range po.Levels {
