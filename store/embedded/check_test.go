@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -44,6 +45,7 @@ func checkConsistency(s *Store) error {
 	defer iter.Close()
 	var (
 		users  = map[string]bool{} // user index keys the sessions imply
+		stored = map[string]*sessiond.Session{}
 		items  = map[item]bool{}
 		ids    = map[uint64]int{}      // sessions per id hash
 		tokens = map[uint64][]string{} // ids per token hash's hash
@@ -73,6 +75,7 @@ func checkConsistency(s *Store) error {
 				tokens[h] = append(tokens[h], sess.ID)
 			}
 			items[itemOf(sess)] = true
+			stored[sess.ID] = sess
 		case kindUser:
 			if !users[string(k)] {
 				errs = append(errs, fmt.Errorf("stray user index key %x", k))
@@ -143,6 +146,14 @@ func checkConsistency(s *Store) error {
 	} else {
 		closer.Close()
 	}
+	// Every cached session is exactly its record.
+	s.cache.entries(func(c *sessiond.Session) {
+		if rec, ok := stored[c.ID]; !ok {
+			errs = append(errs, fmt.Errorf("cache holds session %s, which is not stored", c.ID))
+		} else if !reflect.DeepEqual(c, rec) {
+			errs = append(errs, fmt.Errorf("cache holds session %s as %+v, stored as %+v", c.ID, c, rec))
+		}
+	})
 	return errors.Join(errs...)
 }
 

@@ -52,6 +52,10 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is the size of each pebble memtable. Default 32 MiB.
 	MemTableSize uint64
+	// CachedSessions bounds the decoded sessions kept in memory for reads
+	// (see sessionCache). Default 100,000 (some 50 MB); negative disables
+	// the cache.
+	CachedSessions int
 	// WALSyncDelay is the least time between two WAL syncs (pebble's
 	// WALMinSyncInterval). Synced writes that arrive meanwhile share the
 	// next sync: a short delay makes groups larger and syncs fewer, for a
@@ -66,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SweepBatch <= 0 {
 		o.SweepBatch = 1000
+	}
+	if o.CachedSessions == 0 {
+		o.CachedSessions = 100_000
 	}
 	if o.WALSyncDelay == 0 {
 		o.WALSyncDelay = 500 * time.Microsecond
@@ -99,6 +106,8 @@ type Store struct {
 	// mem orders every session by open time and keeps what the sweeps
 	// need; see memIndex.
 	mem *memIndex
+	// cache keeps recently used sessions decoded; nil when disabled.
+	cache *sessionCache
 
 	seed    maphash.Seed
 	ids     [numStripes]stripe // by session id: every write of a session
@@ -156,6 +165,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded store: opening %s: %w", path, err)
 	}
 	s := &Store{db: db, lock: lock, dir: path, opts: opts, seed: maphash.MakeSeed()}
+	s.cache = newSessionCache(s.seed, opts.CachedSessions)
 	if err := s.initialize(); err != nil {
 		db.Close()
 		lock.Close()

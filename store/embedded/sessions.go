@@ -17,8 +17,13 @@ func notFound(what, id string) error {
 	return sessiond.Errorf(sessiond.ENOTFOUND, "%s %s not found", what, id)
 }
 
-// load returns the stored session id, or nil.
+// load returns the stored session id, or nil: from the cache when it has
+// it, else from pebble (and then into the cache).
 func (s *Store) load(id string) (*sessiond.Session, error) {
+	sess, gen := s.cache.get(id)
+	if sess != nil {
+		return sess, nil
+	}
 	v, closer, err := s.db.Get(sessionKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -26,10 +31,11 @@ func (s *Store) load(id string) (*sessiond.Session, error) {
 		return nil, sessiond.Internal(err)
 	}
 	defer closer.Close()
-	sess, err := decodeSession(id, v)
+	sess, err = decodeSession(id, v)
 	if err != nil {
 		return nil, sessiond.Internal(err)
 	}
+	s.cache.fill(sess, gen)
 	return sess, nil
 }
 
@@ -151,6 +157,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 		return err
 	}
 	s.mem.create(itemOf(sess), sess.TokenHash)
+	s.cache.set(sess)
 	return nil
 }
 
@@ -236,6 +243,7 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 		return nil, err
 	}
 	s.mem.put(itemOf(cur), itemOf(next))
+	s.cache.set(next)
 	return next.Clone(), nil // fn may hold on to next
 }
 
@@ -265,6 +273,7 @@ func (s *Store) Delete(ctx context.Context, id string) (*sessiond.Session, error
 		return nil, err
 	}
 	s.mem.remove(itemOf(cur), cur.TokenHash)
+	s.cache.drop(id)
 	return cur, nil
 }
 
@@ -361,6 +370,9 @@ func (s *Store) touchStripe(stripe int, touches []sessiond.Touch) (int, error) {
 			m.tree.ReplaceOrInsert(it) // same open_time: replaces
 		}
 	})
+	for _, it := range items {
+		s.cache.drop(it.id)
+	}
 	return len(items), nil
 }
 
@@ -478,6 +490,9 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 	}
 	if err := s.commit(b, true); err != nil {
 		return nil, err
+	}
+	for _, id := range changed {
+		s.cache.drop(id)
 	}
 	s.mem.update(func(m *memIndex) {
 		for _, c := range changes {
