@@ -35,6 +35,7 @@ type Config struct {
 	DefaultExpiresIn time.Duration `yaml:"default-expires-in"`
 	MaxExpiresIn     time.Duration `yaml:"max-expires-in"`
 	MaxTake          int           `yaml:"max-take"`
+	CacheSessions    int           `yaml:"cache-sessions"`
 	BodyLimit        int64         `yaml:"body-limit"`
 
 	UpstreamTimeout time.Duration `yaml:"upstream-timeout"`
@@ -69,6 +70,7 @@ func Default() Config {
 		DefaultExpiresIn: 30 * 24 * time.Hour,
 		MaxExpiresIn:     365 * 24 * time.Hour,
 		MaxTake:          1000,
+		CacheSessions:    1_000_000,
 		BodyLimit:        1 << 20,
 		UpstreamTimeout:  30 * time.Second,
 		QuotaBytes:       100 << 20,
@@ -163,6 +165,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.DefaultExpiresIn, "default-expires-in", c.DefaultExpiresIn, "lifetime of Session API sessions opened without expires_in")
 	fs.DurationVar(&c.MaxExpiresIn, "max-expires-in", c.MaxExpiresIn, "upper bound of any expires_in")
 	fs.IntVar(&c.MaxTake, "max-take", c.MaxTake, "largest page a list returns")
+	fs.IntVar(&c.CacheSessions, "cache-sessions", c.CacheSessions, "embedded store: sessions kept decoded in memory for reads (about 300 bytes each; 0 disables)")
 	fs.Var(bytesValue{&c.BodyLimit}, "body-limit", "largest request body (e.g. 1MiB)")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "gateway: how long to wait for an upstream's response headers")
 	fs.Var(bytesValue{&c.QuotaBytes}, "quota-bytes", "session directory quota in bytes (e.g. 100MiB)")
@@ -318,6 +321,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTake <= 0 {
 		bad("max-take", "must be positive")
+	}
+	if c.CacheSessions < 0 {
+		bad("cache-sessions", "must not be negative")
 	}
 	if c.BodyLimit <= 0 {
 		bad("body-limit", "must be positive")

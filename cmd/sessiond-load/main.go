@@ -22,6 +22,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -41,6 +42,7 @@ func main() {
 		conns    = flag.Int("conns", 64, "concurrent keep-alive connections")
 		rounds   = flag.Int("rounds", 3, "measurements per scenario (the median is reported)")
 		large    = flag.Int("large", 1_000_000, "sessions stored for the large get_session_by_id run (0 skips it)")
+		settle   = flag.Duration("settle", 15*time.Second, "pause after storing the large set, so that the store's background work (compaction) ends before measuring")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
 		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and load) to `file`")
@@ -55,7 +57,7 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*duration, *conns, *rounds, *large, *only, *dataDir); err != nil {
+	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
@@ -69,7 +71,7 @@ type result struct {
 	target   float64
 }
 
-func run(duration time.Duration, conns, rounds, large int, only, dataDir string) error {
+func run(duration time.Duration, conns, rounds, large int, settle time.Duration, only, dataDir string) error {
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -208,7 +210,12 @@ func run(duration time.Duration, conns, rounds, large int, only, dataDir string)
 		if err != nil {
 			return err
 		}
-		fmt.Printf(" done in %s)\n", time.Since(start).Round(time.Second))
+		fmt.Printf(" done in %s; %s for background compaction to settle)\n", time.Since(start).Round(time.Second), settle)
+		time.Sleep(settle)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("  (Go heap in use with %s sessions stored: %d MiB)\n", human(large), ms.HeapInuse>>20)
 		measure(fmt.Sprintf("get_session_by_id, %s stored", human(large)), "T", 0.75, bare, bareReq, sd, getReq(all), conns)
 	}
 

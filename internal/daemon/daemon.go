@@ -208,7 +208,11 @@ const filesPrefix = "/api/v1/session/files/"
 func openStore(cfg config.Config) (sessiond.Store, error) {
 	switch name := storeName(cfg.Store); name {
 	case "embedded":
-		return embedded.Open(cfg.DataDir, embedded.Options{})
+		cached := cfg.CacheSessions
+		if cached == 0 {
+			cached = -1 // embedded.Options: negative disables
+		}
+		return embedded.Open(cfg.DataDir, embedded.Options{CachedSessions: cached})
 	case "memory":
 		return memory.New(), nil
 	default:

@@ -53,8 +53,8 @@ type Options struct {
 	// MemTableSize is the size of each pebble memtable. Default 32 MiB.
 	MemTableSize uint64
 	// CachedSessions bounds the decoded sessions kept in memory for reads
-	// (see sessionCache). Default 100,000 (some 50 MB); negative disables
-	// the cache.
+	// (see sessionCache). Default 1,000,000, which costs some 300 MB of
+	// memory when full; negative disables the cache.
 	CachedSessions int
 	// WALSyncDelay is the least time between two WAL syncs (pebble's
 	// WALMinSyncInterval). Synced writes that arrive meanwhile share the
@@ -73,7 +73,7 @@ func (o Options) withDefaults() Options {
 		o.SweepBatch = 1000
 	}
 	if o.CachedSessions == 0 {
-		o.CachedSessions = 100_000
+		o.CachedSessions = 1_000_000
 	}
 	if o.WALSyncDelay == 0 {
 		o.WALSyncDelay = 300 * time.Microsecond
