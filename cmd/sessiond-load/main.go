@@ -131,7 +131,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	ctx := context.Background()
 
 	fmt.Printf("sessiond-load: %d connections, %s per measurement, median of %d; GOMAXPROCS=%s\n\n",
-		conns, duration, rounds, os.Getenv("GOMAXPROCS"))
+		conns, duration, rounds, strconv.Itoa(runtime.GOMAXPROCS(0)))
 
 	key, secret, err := svc.CreateAPIKey(ctx, "load")
 	if err != nil {
