@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"sessiond/internal/httpx/httpxtest"
 	"strings"
 	"testing"
 	"time"
@@ -89,26 +90,10 @@ type errorJSON struct {
 	Details       map[string]any `json:"details"`
 }
 
-// decodeAs checks status and content type and decodes the JSON body.
-func decodeAs[T any](t testing.TB, w *httptest.ResponseRecorder, status int) T {
-	t.Helper()
-	var v T
-	if got, want := w.Code, status; got != want {
-		t.Fatalf("status = %d, want %d; body %s", got, want, w.Body)
-	}
-	if got, want := w.Header().Get("Content-Type"), "application/json"; got != want {
-		t.Fatalf("Content-Type = %q, want %q", got, want)
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
-		t.Fatalf("decoding %s: %v", w.Body, err)
-	}
-	return v
-}
-
 // open opens a session through the API and returns it.
 func (f *fixture) open(body string) sessionJSON {
 	f.t.Helper()
-	return decodeAs[sessionJSON](f.t, f.call("open_session", body), http.StatusOK)
+	return httpxtest.DecodeAs[sessionJSON](f.t, f.call("open_session", body), http.StatusOK)
 }
 
 // snapshot returns every stored session, for before/after comparisons.
@@ -205,7 +190,7 @@ func TestGetSessionByID(t *testing.T) {
 	opened := f.open(`{"user_id":"u1","user_name":"Ann","data":{"k":"v"}}`)
 	f.clk.Add(time.Minute)
 
-	got := decodeAs[sessionJSON](t, f.call("get_session_by_id", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
+	got := httpxtest.DecodeAs[sessionJSON](t, f.call("get_session_by_id", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
 	if got.AccessToken != "" {
 		t.Errorf("access_token = %q, want it shown only at open", got.AccessToken)
 	}
@@ -290,7 +275,7 @@ func TestGetSessions(t *testing.T) {
 			if json.Unmarshal(w.Body.Bytes(), &raw); string(raw.Data) == "null" {
 				t.Errorf("body %s has null data", w.Body)
 			}
-			page := decodeAs[pageJSON](t, w, http.StatusOK)
+			page := httpxtest.DecodeAs[pageJSON](t, w, http.StatusOK)
 			got := make([]string, len(page.Data))
 			for i, s := range page.Data {
 				got[i] = s.ID
@@ -328,7 +313,7 @@ func TestGetSessionsTakeDefaultAndMax(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			page := decodeAs[pageJSON](t, f.call("get_sessions", tt.body), http.StatusOK)
+			page := httpxtest.DecodeAs[pageJSON](t, f.call("get_sessions", tt.body), http.StatusOK)
 			if got := len(page.Data); got != tt.want {
 				t.Errorf("len(data) = %d, want %d", got, tt.want)
 			}
@@ -360,7 +345,7 @@ func TestStoreDataAndUpdateUser(t *testing.T) {
 			opened := f.open(`{"user_id":"u1","user_name":"Ann","user":{"id":"u1"},"data":{"step":1}}`)
 			f.clk.Add(5 * time.Minute)
 
-			got := decodeAs[sessionJSON](t, f.call(m.command, `{"session_id":"`+opened.ID+`","`+m.field+`":`+m.value+`}`), http.StatusOK)
+			got := httpxtest.DecodeAs[sessionJSON](t, f.call(m.command, `{"session_id":"`+opened.ID+`","`+m.field+`":`+m.value+`}`), http.StatusOK)
 			field := map[string]json.RawMessage{"data": got.Data, "user": got.User}[m.field]
 			equalJSON(t, m.field, field, m.value)
 			if got, want := *got.RequestTime, ts(5*time.Minute); got != want {
@@ -370,15 +355,15 @@ func TestStoreDataAndUpdateUser(t *testing.T) {
 				t.Error("active = false, want true")
 			}
 			// And it is stored.
-			again := decodeAs[sessionJSON](t, f.call("get_session_by_id", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
+			again := httpxtest.DecodeAs[sessionJSON](t, f.call("get_session_by_id", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
 			field = map[string]json.RawMessage{"data": again.Data, "user": again.User}[m.field]
 			equalJSON(t, m.field+" read back", field, m.value)
 
 			// Any JSON value, null included, may be stored.
-			got = decodeAs[sessionJSON](t, f.call(m.command, `{"session_id":"`+opened.ID+`","`+m.field+`":"just a string"}`), http.StatusOK)
+			got = httpxtest.DecodeAs[sessionJSON](t, f.call(m.command, `{"session_id":"`+opened.ID+`","`+m.field+`":"just a string"}`), http.StatusOK)
 			field = map[string]json.RawMessage{"data": got.Data, "user": got.User}[m.field]
 			equalJSON(t, m.field, field, `"just a string"`)
-			got = decodeAs[sessionJSON](t, f.call(m.command, `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
+			got = httpxtest.DecodeAs[sessionJSON](t, f.call(m.command, `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
 			field = map[string]json.RawMessage{"data": got.Data, "user": got.User}[m.field]
 			equalJSON(t, m.field, field, `null`)
 		})
@@ -424,7 +409,7 @@ func TestStoreDataAndUpdateUserRefused(t *testing.T) {
 					}
 					before := snapshot(t, f.svc)
 					w := f.call(m.command, `{"session_id":"`+id+`","`+m.field+`":`+m.value+`}`)
-					e := decodeAs[errorJSON](t, w, tt.status)
+					e := httpxtest.DecodeAs[errorJSON](t, w, tt.status)
 					if e.Category != tt.category || e.Code != tt.code || e.Status != tt.status {
 						t.Errorf("error = %+v, want category %s code %s status %d", e, tt.category, tt.code, tt.status)
 					}
@@ -442,7 +427,7 @@ func TestCloseSession(t *testing.T) {
 	opened := f.open(`{"user_id":"u1","user":{"id":"u1"},"data":{"k":1}}`)
 	f.clk.Add(time.Minute)
 
-	got := decodeAs[sessionJSON](t, f.call("close_session", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
+	got := httpxtest.DecodeAs[sessionJSON](t, f.call("close_session", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
 	want := sessionJSON{ID: opened.ID, UserID: "u1", Active: false, OpenTime: strp(ts(0)),
 		RequestTime: strp(ts(time.Minute)), CloseTime: strp(ts(time.Minute)),
 		User: json.RawMessage("null"), Data: json.RawMessage("null")}
@@ -452,7 +437,7 @@ func TestCloseSession(t *testing.T) {
 
 	// Closing again changes nothing and answers the closed session.
 	f.clk.Add(time.Minute)
-	again := decodeAs[sessionJSON](t, f.call("close_session", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
+	again := httpxtest.DecodeAs[sessionJSON](t, f.call("close_session", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
 	if !reflect.DeepEqual(again, want) {
 		t.Errorf("closed twice\n got %+v\nwant %+v", again, want)
 	}
@@ -494,7 +479,7 @@ func TestDeleteSessionByID(t *testing.T) {
 	opened := f.open(`{"user_id":"u1","data":{"k":1}}`)
 	other := f.open(`{"user_id":"u2"}`)
 
-	got := decodeAs[sessionJSON](t, f.call("delete_session_by_id", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
+	got := httpxtest.DecodeAs[sessionJSON](t, f.call("delete_session_by_id", `{"session_id":"`+opened.ID+`"}`), http.StatusOK)
 	if got.ID != opened.ID || !got.Active {
 		t.Errorf("deleted %+v, want the session as it was", got)
 	}
@@ -611,7 +596,7 @@ func TestBadInput(t *testing.T) {
 			}
 			body := strings.NewReplacer("$OPEN", openID, "$CLOSED", closedID).Replace(tt.body)
 			w := f.do(method, target, body, nil)
-			e := decodeAs[errorJSON](t, w, tt.status)
+			e := httpxtest.DecodeAs[errorJSON](t, w, tt.status)
 			checkDescription(t, e, tt.status, tt.code)
 			if tt.status == http.StatusMethodNotAllowed {
 				if got, want := w.Header().Get("Allow"), "POST"; got != want {
@@ -665,7 +650,7 @@ func TestErrorMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := decodeAs[errorJSON](t, f.call(tt.command, tt.body), http.StatusBadRequest)
+			e := httpxtest.DecodeAs[errorJSON](t, f.call(tt.command, tt.body), http.StatusBadRequest)
 			if e.Message != tt.wantMessage {
 				t.Errorf("message = %q, want %q", e.Message, tt.wantMessage)
 			}
@@ -696,7 +681,7 @@ func TestCorrelationID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
 			w := f.do(http.MethodPost, tt.target, `{"session_id":"0123456789abcdef0123456789abcdef"}`, tt.header)
-			e := decodeAs[errorJSON](t, w, http.StatusNotFound)
+			e := httpxtest.DecodeAs[errorJSON](t, w, http.StatusNotFound)
 			if e.CorrelationID != tt.want {
 				t.Errorf("correlation_id = %q, want %q", e.CorrelationID, tt.want)
 			}
@@ -742,7 +727,7 @@ func TestInternalError(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/v1/sessions/"+tt.command+"?correlation_id=c-1", strings.NewReader(tt.body))
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
-			e := decodeAs[errorJSON](t, w, http.StatusInternalServerError)
+			e := httpxtest.DecodeAs[errorJSON](t, w, http.StatusInternalServerError)
 			checkDescription(t, e, 500, "INTERNAL")
 			if e.Message != "Internal error" || e.Details != nil || strings.Contains(w.Body.String(), "fire") {
 				t.Errorf("body %s leaks the cause", w.Body)
@@ -762,7 +747,7 @@ func TestDeepNestingAtDefaultLimit(t *testing.T) {
 		strings.Repeat("[", 100_000),
 		`{"user_id":"u2","data":` + strings.Repeat(`[`, 100_000) + strings.Repeat(`]`, 100_000) + `}`,
 	} {
-		e := decodeAs[errorJSON](t, f.call("open_session", body), http.StatusBadRequest)
+		e := httpxtest.DecodeAs[errorJSON](t, f.call("open_session", body), http.StatusBadRequest)
 		checkDescription(t, e, 400, "INVALID_JSON")
 	}
 	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sessiond/internal/httpx/httpxtest"
 	"strings"
 	"testing"
 	"time"
@@ -64,21 +65,6 @@ type errorJSON struct {
 	Details       map[string]any `json:"details"`
 }
 
-func decodeAs[T any](t testing.TB, w *httptest.ResponseRecorder, status int) T {
-	t.Helper()
-	var v T
-	if got, want := w.Code, status; got != want {
-		t.Fatalf("status = %d, want %d; body %s", got, want, w.Body)
-	}
-	if got, want := w.Header().Get("Content-Type"), "application/json"; got != want {
-		t.Fatalf("Content-Type = %q, want %q", got, want)
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
-		t.Fatalf("decoding %s: %v", w.Body, err)
-	}
-	return v
-}
-
 func noContent(t testing.TB, w *httptest.ResponseRecorder) {
 	t.Helper()
 	if w.Code != http.StatusNoContent || w.Body.Len() != 0 {
@@ -90,7 +76,7 @@ func noContent(t testing.TB, w *httptest.ResponseRecorder) {
 func (f *fixture) open(user, address, client string) sessionJSON {
 	f.t.Helper()
 	body := `{"user":{"id":"` + user + `","name":"Name of ` + user + `"},"address":"` + address + `","client":"` + client + `","data":{"n":1}}`
-	return decodeAs[sessionJSON](f.t, f.do("POST", "/sessions", body), http.StatusCreated)
+	return httpxtest.DecodeAs[sessionJSON](f.t, f.do("POST", "/sessions", body), http.StatusCreated)
 }
 
 func snapshot(t testing.TB, svc *sessiond.Service) []*sessiond.Session {
@@ -144,7 +130,7 @@ func TestOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, rest.Options{})
 			w := f.do("POST", "/sessions", tt.body)
-			got := decodeAs[sessionJSON](t, w, http.StatusCreated)
+			got := httpxtest.DecodeAs[sessionJSON](t, w, http.StatusCreated)
 			if got.ID == "" || len(got.AccessToken) < 22 {
 				t.Fatalf("opened %+v, want an id and a token", got)
 			}
@@ -185,7 +171,7 @@ func TestGetList(t *testing.T) {
 	f.open("u2", "10.0.0.1", "web")
 	noContent(t, f.do("DELETE", "/sessions/u1?session_id="+closed.ID, ""))
 
-	got := decodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK)
+	got := httpxtest.DecodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK)
 	ids := []string{}
 	for _, s := range got {
 		ids = append(ids, s.ID)
@@ -201,14 +187,14 @@ func TestGetList(t *testing.T) {
 	// A dead session (idle past the timeout, not yet swept) is not open.
 	f.clk.Add(24 * time.Hour) // a and b are now more than 24h idle
 	c := f.open("u1", "10.0.0.3", "cli")
-	got = decodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK)
+	got = httpxtest.DecodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK)
 	if len(got) != 1 || got[0].ID != c.ID {
 		t.Errorf("after the idle timeout: %+v, want only the new session", got)
 	}
 
 	// A user without sessions gets an empty array, not null.
 	w := f.do("GET", "/sessions/nobody", "")
-	if got := decodeAs[[]sessionJSON](t, w, http.StatusOK); got == nil || len(got) != 0 {
+	if got := httpxtest.DecodeAs[[]sessionJSON](t, w, http.StatusOK); got == nil || len(got) != 0 {
 		t.Errorf("body %s, want []", w.Body)
 	}
 }
@@ -220,11 +206,11 @@ func TestGetListPagesThroughEverything(t *testing.T) {
 	for range 5 {
 		f.open("u1", "a", "c")
 	}
-	if got := decodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK); len(got) != 5 {
+	if got := httpxtest.DecodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK); len(got) != 5 {
 		t.Errorf("got %d sessions, want all 5 across pages of 2", len(got))
 	}
 	noContent(t, f.do("DELETE", "/sessions/u1", ""))
-	if got := decodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK); len(got) != 0 {
+	if got := httpxtest.DecodeAs[[]sessionJSON](t, f.do("GET", "/sessions/u1", ""), http.StatusOK); len(got) != 0 {
 		t.Errorf("after closing all: %d open, want 0", len(got))
 	}
 }
@@ -237,7 +223,7 @@ func TestGetOne(t *testing.T) {
 	noContent(t, f.do("DELETE", "/sessions/u1?session_id="+closed.ID, ""))
 	f.clk.Add(time.Minute)
 
-	got := decodeAs[sessionJSON](t, f.do("GET", "/sessions/u1?session_id="+mine.ID, ""), http.StatusOK)
+	got := httpxtest.DecodeAs[sessionJSON](t, f.do("GET", "/sessions/u1?session_id="+mine.ID, ""), http.StatusOK)
 	want := mine
 	want.AccessToken = ""
 	if !reflect.DeepEqual(got, want) {
@@ -251,7 +237,7 @@ func TestGetOne(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := decodeAs[errorJSON](t, f.do("GET", tt.target, ""), http.StatusNotFound)
+			e := httpxtest.DecodeAs[errorJSON](t, f.do("GET", tt.target, ""), http.StatusNotFound)
 			checkDescription(t, e, 404, "SESSION_NOT_FOUND")
 		})
 	}
@@ -268,7 +254,7 @@ func TestStoreData(t *testing.T) {
 	if !got.RequestTime.Equal(t0.Add(5 * time.Minute)) {
 		t.Errorf("request_time = %v, want %v", got.RequestTime, t0.Add(5*time.Minute))
 	}
-	doc := decodeAs[sessionJSON](t, f.do("GET", "/sessions/u1?session_id="+s.ID, ""), http.StatusOK)
+	doc := httpxtest.DecodeAs[sessionJSON](t, f.do("GET", "/sessions/u1?session_id="+s.ID, ""), http.StatusOK)
 	if doc.LastRequest != ts(5*time.Minute) {
 		t.Errorf("last_request = %s, want %s", doc.LastRequest, ts(5*time.Minute))
 	}
@@ -307,7 +293,7 @@ func TestStoreDataRefused(t *testing.T) {
 			mine, other := f.open("u1", "a", "c").ID, f.open("u2", "a", "c").ID
 			target := tt.prepare(f, mine, other)
 			before := snapshot(t, f.svc)
-			e := decodeAs[errorJSON](t, f.do("POST", target, `{"data":{"evil":true}}`), tt.status)
+			e := httpxtest.DecodeAs[errorJSON](t, f.do("POST", target, `{"data":{"evil":true}}`), tt.status)
 			checkDescription(t, e, tt.status, tt.code)
 			if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
 				t.Error("a refused store changed the store")
@@ -335,7 +321,7 @@ func TestCloseOne(t *testing.T) {
 		"/sessions/u1?session_id=" + other.ID,
 		"/sessions/u1?session_id=0123456789abcdef0123456789abcdef",
 	} {
-		e := decodeAs[errorJSON](t, f.do("DELETE", target, ""), http.StatusNotFound)
+		e := httpxtest.DecodeAs[errorJSON](t, f.do("DELETE", target, ""), http.StatusNotFound)
 		checkDescription(t, e, 404, "SESSION_NOT_FOUND")
 	}
 	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
@@ -458,7 +444,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			target := strings.NewReplacer("$OPEN", openID, "$CLOSED", closedID).Replace(tt.target)
 			w := f.do(tt.method, target, tt.body)
-			e := decodeAs[errorJSON](t, w, tt.status)
+			e := httpxtest.DecodeAs[errorJSON](t, w, tt.status)
 			checkDescription(t, e, tt.status, tt.code)
 			if got := w.Header().Get("Allow"); got != tt.allow {
 				t.Errorf("Allow = %q, want %q", got, tt.allow)
@@ -478,7 +464,7 @@ func TestDeepNestingAtDefaultLimit(t *testing.T) {
 		{"/sessions", strings.Repeat("[", 100_000)},
 		{"/sessions/u1?session_id=" + id, `{"data":` + strings.Repeat("{\"a\":", 100_000) + `}`},
 	} {
-		e := decodeAs[errorJSON](t, f.do("POST", req.target, req.body), http.StatusBadRequest)
+		e := httpxtest.DecodeAs[errorJSON](t, f.do("POST", req.target, req.body), http.StatusBadRequest)
 		checkDescription(t, e, 400, "INVALID_JSON")
 	}
 	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
@@ -491,14 +477,14 @@ func TestCorrelationID(t *testing.T) {
 	r := httptest.NewRequest("GET", "/sessions/u1?session_id=nope&correlation_id=c-42", nil)
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
-	if e := decodeAs[errorJSON](t, w, http.StatusNotFound); e.CorrelationID != "c-42" {
+	if e := httpxtest.DecodeAs[errorJSON](t, w, http.StatusNotFound); e.CorrelationID != "c-42" {
 		t.Errorf("correlation_id = %q, want c-42", e.CorrelationID)
 	}
 	r = httptest.NewRequest("GET", "/sessions/u1?session_id=nope", nil)
 	r.Header.Set("X-Correlation-Id", "h-7")
 	w = httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
-	if e := decodeAs[errorJSON](t, w, http.StatusNotFound); e.CorrelationID != "h-7" {
+	if e := httpxtest.DecodeAs[errorJSON](t, w, http.StatusNotFound); e.CorrelationID != "h-7" {
 		t.Errorf("correlation_id = %q, want h-7", e.CorrelationID)
 	}
 }

@@ -1,0 +1,25 @@
+// Package httpxtest holds helpers that tests of several HTTP edges share.
+package httpxtest
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+)
+
+// DecodeAs checks a recorded response's status and JSON content type and
+// decodes its body.
+func DecodeAs[T any](t testing.TB, w *httptest.ResponseRecorder, status int) T {
+	t.Helper()
+	var v T
+	if got, want := w.Code, status; got != want {
+		t.Fatalf("status = %d, want %d; body %s", got, want, w.Body)
+	}
+	if got, want := w.Header().Get("Content-Type"), "application/json"; got != want {
+		t.Fatalf("Content-Type = %q, want %q", got, want)
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decoding %s: %v", w.Body, err)
+	}
+	return v
+}
