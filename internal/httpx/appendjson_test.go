@@ -7,7 +7,7 @@ import (
 )
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	tests := []string{"", "plain", `q"uote`, `back\slash`, "ctl\x00\x01\x1f", "nl\n\r\t", "<a>&b", "é ü 日本", "bad\xffutf8", "line\u2028sep\u2029", "\x7f"}
+	tests := []string{"", "plain", `q"uote`, `back\slash`, "ctl\x00\x01\x1f", "nl\n\r\t", "bs\b ff\f", "<a>&b", "é ü 日本", "bad\xffutf8", "line\u2028sep\u2029", "\x7f"}
 	for _, s := range tests {
 		got := string(AppendString(nil, s))
 		want, _ := json.Marshal(s)
