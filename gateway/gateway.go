@@ -241,6 +241,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
 		out.Body = &x.body
+		// The transport may still read the request body (if only to see
+		// its end) after the upstream has answered and the response is
+		// being copied. An HTTP/1 server closes a request body once the
+		// response starts, unless full duplex is on; that late read would
+		// then fail and make the transport drop the upstream connection
+		// mid-response. Not every ResponseWriter supports it (HTTP/2 is
+		// full duplex already), so an error here is fine.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	x.w.ResponseWriter = w
 	if x.sessionID == "" {

@@ -1,11 +1,13 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -834,5 +836,65 @@ func TestErrorShape(t *testing.T) {
 	gateway.WriteError(rec, req, sessiond.Internal(io.ErrUnexpectedEOF))
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "EOF") {
 		t.Errorf("internal error: got %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestRequestBodyStillFlowsAfterResponseStarts: an upstream that answers
+// before it has read the whole request (a streaming echo) must keep
+// receiving the request body through the gateway. An HTTP/1 server closes
+// the request body once the response starts unless full duplex is on; the
+// gateway turns it on, or this request body would be cut off and the
+// upstream connection dropped mid-response.
+func TestRequestBodyStillFlowsAfterResponseStarts(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.EnableFullDuplex(); err != nil {
+			t.Errorf("upstream: %v", err)
+		}
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "started\n")
+		rc.Flush()
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "read %d bytes, err %v\n", n, err)
+	})
+	e := newEnv(t, mustURL(t, up.URL), gateway.Options{})
+	_, _, _, token := e.key(t)
+
+	const part = 64 << 10
+	pr, pw := io.Pipe()
+	// Without full duplex the body is cut and the upstream waits for the
+	// rest forever: the deadline turns that hang into a failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { <-ctx.Done(); pw.CloseWithError(ctx.Err()) }()
+	req, err := http.NewRequestWithContext(ctx, "POST", e.srv.URL+prefix+"echo", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 2 * part
+	req.Header.Set("Xdata-Session-Token", token)
+	go func() {
+		pw.Write(make([]byte, part)) // the first half, before any answer
+	}()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); line != "started\n" {
+		t.Fatalf("first line: %q, %v", line, err)
+	}
+	// The response has started; only now does the second half go.
+	go func() {
+		pw.Write(make([]byte, part))
+		pw.Close()
+	}()
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("reading the rest of the response: %v", err)
+	}
+	if want := fmt.Sprintf("read %d bytes, err <nil>\n", 2*part); string(rest) != want {
+		t.Fatalf("upstream reported %q, want %q", rest, want)
 	}
 }
