@@ -3,6 +3,7 @@ package embedded
 import (
 	"hash/maphash"
 	"sync"
+	"time"
 
 	"sessiond"
 )
@@ -90,6 +91,26 @@ func (c *sessionCache) set(sess *sessiond.Session) {
 	sh.mu.Lock()
 	sh.gen++
 	sh.insert(sess.Clone(), c.perShard)
+	sh.mu.Unlock()
+}
+
+// touch sets the request time of a cached session that a writer just
+// patched in its record (Touch), keeping the entry rather than dropping it:
+// the sessions touched are the ones in use, and dropping them every flush
+// would cost each a pebble read on its next request. Entries are never
+// modified, so the new entry may share the old one's slices.
+func (c *sessionCache) touch(id string, requestTime time.Time) {
+	if c == nil {
+		return
+	}
+	sh := c.shard(id)
+	sh.mu.Lock()
+	sh.gen++
+	if cur := sh.m[id]; cur != nil {
+		next := *cur
+		next.RequestTime = requestTime
+		sh.m[id] = &next
+	}
 	sh.mu.Unlock()
 }
 

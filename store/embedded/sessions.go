@@ -371,7 +371,7 @@ func (s *Store) touchStripe(stripe int, touches []sessiond.Touch) (int, error) {
 		}
 	})
 	for _, it := range items {
-		s.cache.drop(it.id)
+		s.cache.touch(it.id, it.last.time()) // the time now in its record
 	}
 	return len(items), nil
 }
