@@ -165,7 +165,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.DefaultExpiresIn, "default-expires-in", c.DefaultExpiresIn, "lifetime of Session API sessions opened without expires_in")
 	fs.DurationVar(&c.MaxExpiresIn, "max-expires-in", c.MaxExpiresIn, "upper bound of any expires_in")
 	fs.IntVar(&c.MaxTake, "max-take", c.MaxTake, "largest page a list returns")
-	fs.IntVar(&c.CacheSessions, "cache-sessions", c.CacheSessions, "embedded store: sessions kept decoded in memory for reads (about 300 bytes each; 0 disables)")
+	fs.IntVar(&c.CacheSessions, "cache-sessions", c.CacheSessions, "embedded store: session records kept in memory for reads (about 250 bytes each; 0 disables)")
 	fs.Var(bytesValue{&c.BodyLimit}, "body-limit", "largest request body (e.g. 1MiB)")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "gateway: how long to wait for an upstream's response headers")
 	fs.Var(bytesValue{&c.QuotaBytes}, "quota-bytes", "session directory quota in bytes (e.g. 100MiB)")

@@ -45,22 +45,38 @@ func main() {
 		settle   = flag.Duration("settle", 15*time.Second, "pause after storing the large set, so that the store's background work (compaction) ends before measuring")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
 		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
-		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and load) to `file`")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each scenario's measurements (servers and load, not the set-up) to `prefix`.<scenario>")
 	)
 	flag.Parse()
-	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "sessiond-load:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	profilePrefix = *cpuprof
 	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir); err != nil {
-		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
+	}
+}
+
+// profilePrefix, when set, names the CPU profiles written per scenario.
+var profilePrefix string
+
+// profile starts a CPU profile of the scenario named key and returns the
+// function that ends it; without -cpuprofile both do nothing.
+func profile(key string) func() {
+	if profilePrefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(profilePrefix + "." + key)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
@@ -163,7 +179,8 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	}
 
 	var results []result
-	measure := func(name, refName string, target float64, refAddr string, ref builder, addr string, b builder, c int) {
+	measure := func(key, name, refName string, target float64, refAddr string, ref builder, addr string, b builder, c int) {
+		defer profile(key)()
 		var ops, refs []float64
 		for i := 0; i < rounds; i++ {
 			refs = append(refs, load(refAddr, c, duration, ref))
@@ -175,20 +192,20 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	}
 
 	if enabled("get1k") {
-		measure("get_session_by_id, 1k stored", "T", 0.8, bare, bareReq, sd, getReq(ids), conns)
+		measure("get1k", "get_session_by_id, 1k stored", "T", 0.8, bare, bareReq, sd, getReq(ids), conns)
 	}
 	if enabled("open") {
 		open := post("/v1/sessions/open_session", func(r *rand.Rand) string {
 			return `{"user_id":"u` + strconv.Itoa(r.IntN(1000)) + `","user_name":"Load","address":"127.0.0.1","client":"load","data":{"n":1}}`
 		}, "")
-		measure("open_session, durable, 64 clients", "T", 0.4, bare, bareReq, sd, open, 64)
+		measure("open", "open_session, durable, 64 clients", "T", 0.4, bare, bareReq, sd, open, 64)
 	}
 	if enabled("verify") {
 		hdr := "APIKey: " + key.ID + "\r\nSecret: " + secret + "\r\n"
 		verify := post("/api/v1/session/jsonrpc", func(r *rand.Rand) string {
 			return `{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + tokens[r.IntN(len(tokens))] + `"}}`
 		}, hdr)
-		measure("session.verify_session_token", "T", 0.8, bare, bareReq, sd, verify, conns)
+		measure("verify", "session.verify_session_token", "T", 0.8, bare, bareReq, sd, verify, conns)
 	}
 	if enabled("gateway") {
 		gw := func(r *rand.Rand, b []byte) []byte {
@@ -201,7 +218,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		}
 		direct := load(upstream, conns, duration, plain)
 		fmt.Printf("  (direct upstream, no proxy: %.0f ops/s)\n", direct)
-		measure("gateway GET, trivial upstream", "bare ReverseProxy", 0.85, bareProxy, plain, sd, gw, conns)
+		measure("gateway", "gateway GET, trivial upstream", "bare ReverseProxy", 0.85, bareProxy, plain, sd, gw, conns)
 	}
 	if enabled("getlarge") && large > len(ids) {
 		start := time.Now()
@@ -216,7 +233,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		fmt.Printf("  (Go heap in use with %s sessions stored: %d MiB)\n", human(large), ms.HeapInuse>>20)
-		measure(fmt.Sprintf("get_session_by_id, %s stored", human(large)), "T", 0.75, bare, bareReq, sd, getReq(all), conns)
+		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)), "T", 0.75, bare, bareReq, sd, getReq(all), conns)
 	}
 
 	fmt.Println()

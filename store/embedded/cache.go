@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -8,10 +9,18 @@ import (
 	"sessiond"
 )
 
-// sessionCache keeps recently read or written sessions decoded in memory,
-// so that the reads every request makes (get by id, token lookups) cost a
-// map lookup instead of a pebble read and a decode. It is bounded: a full
-// shard evicts an arbitrary entry.
+// sessionCache keeps the records of recently read or written sessions in
+// memory, so that the reads every request makes (get by id, token lookups)
+// cost a map lookup and a decode instead of a pebble read. It is bounded: a
+// full shard evicts an arbitrary entry.
+//
+// An entry is one byte slice holding the session's id and its record (see
+// codec.go), keyed by the 64-bit hash of the id. With a million sessions
+// cached, that is a million pointer-free objects for the garbage collector
+// to mark, where decoded sessions were some ten objects each, full of
+// pointers; the collector's work over the cache was most of what a large
+// store cost per request. Two ids with one hash share a slot: the entry's
+// own id tells them apart, and the loser is simply not cached.
 //
 // It never serves a stale session:
 //   - writers update or drop an entry after their commit, while they still
@@ -21,7 +30,8 @@ import (
 //     value read from pebble before a concurrent write cannot overwrite
 //     that write.
 //
-// Cached sessions are never modified; readers get clones.
+// Entries are never modified once in the map (a touch replaces its entry
+// with a patched copy), so readers decode them outside the lock.
 type sessionCache struct {
 	seed     maphash.Seed
 	perShard int
@@ -33,8 +43,8 @@ const cacheShards = 64
 type cacheShard struct {
 	mu  sync.RWMutex
 	gen uint64
-	m   map[string]*sessiond.Session
-	_   [32]byte // keep shards' locks off one cache line
+	m   map[uint64][]byte // hash of the id -> entry (see makeEntry)
+	_   [32]byte          // keep shards' locks off one cache line
 }
 
 func newSessionCache(seed maphash.Seed, entries int) *sessionCache {
@@ -43,73 +53,108 @@ func newSessionCache(seed maphash.Seed, entries int) *sessionCache {
 	}
 	c := &sessionCache{seed: seed, perShard: max(entries/cacheShards, 1)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*sessiond.Session)
+		c.shards[i].m = make(map[uint64][]byte)
 	}
 	return c
 }
 
-func (c *sessionCache) shard(id string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, id)%cacheShards]
+// makeEntry returns a new entry for the session id with record rec:
+// uvarint len(id), id, rec.
+func makeEntry(id string, rec []byte) []byte {
+	return append(entryPrefix(id, len(rec)), rec...)
 }
 
-// get returns a clone of the cached session, or nil and the shard's
-// generation for a later fill.
+// entryPrefix returns the start of an entry for the session id, with room
+// for a record of n bytes after it.
+func entryPrefix(id string, n int) []byte {
+	e := make([]byte, 0, binary.MaxVarintLen64+len(id)+n)
+	e = binary.AppendUvarint(e, uint64(len(id)))
+	return append(e, id...)
+}
+
+// splitEntry returns the id and the record of an entry.
+func splitEntry(e []byte) (id, rec []byte) {
+	n, w := binary.Uvarint(e)
+	return e[w : w+int(n)], e[w+int(n):]
+}
+
+// recordOf returns the record in entry e if e is the entry of id.
+func recordOf(e []byte, id string) ([]byte, bool) {
+	if e == nil {
+		return nil, false
+	}
+	eid, rec := splitEntry(e)
+	return rec, string(eid) == id
+}
+
+func (c *sessionCache) locate(id string) (*cacheShard, uint64) {
+	h := maphash.String(c.seed, id)
+	return &c.shards[h%cacheShards], h
+}
+
+// get returns the cached session, decoded afresh (the caller owns it), or
+// nil and the shard's generation for a later fill.
 func (c *sessionCache) get(id string) (*sessiond.Session, uint64) {
 	if c == nil {
 		return nil, 0
 	}
-	sh := c.shard(id)
+	sh, h := c.locate(id)
 	sh.mu.RLock()
-	sess, gen := sh.m[id], sh.gen
+	e, gen := sh.m[h], sh.gen
 	sh.mu.RUnlock()
-	if sess != nil {
-		return sess.Clone(), gen
+	if rec, ok := recordOf(e, id); ok {
+		if sess, err := decodeSession(id, rec); err == nil {
+			return sess, gen
+		}
 	}
 	return nil, gen
 }
 
-// fill caches sess (read from pebble after get returned gen) unless a
-// writer changed the shard since.
-func (c *sessionCache) fill(sess *sessiond.Session, gen uint64) {
+// fill caches the record rec of session id (read from pebble after get
+// returned gen; rec is copied) unless a writer changed the shard since.
+func (c *sessionCache) fill(id string, rec []byte, gen uint64) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(sess.ID)
+	e := makeEntry(id, rec)
+	sh, h := c.locate(id)
 	sh.mu.Lock()
 	if sh.gen == gen {
-		sh.insert(sess.Clone(), c.perShard)
+		sh.insert(h, e, c.perShard)
 	}
 	sh.mu.Unlock()
 }
 
-// set caches the session a writer just committed.
-func (c *sessionCache) set(sess *sessiond.Session) {
+// set caches the entry e (which it keeps) of session id, whose record a
+// writer just committed.
+func (c *sessionCache) set(id string, e []byte) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(sess.ID)
+	sh, h := c.locate(id)
 	sh.mu.Lock()
 	sh.gen++
-	sh.insert(sess.Clone(), c.perShard)
+	sh.insert(h, e, c.perShard)
 	sh.mu.Unlock()
 }
 
 // touch sets the request time of a cached session that a writer just
 // patched in its record (Touch), keeping the entry rather than dropping it:
 // the sessions touched are the ones in use, and dropping them every flush
-// would cost each a pebble read on its next request. Entries are never
-// modified, so the new entry may share the old one's slices.
+// would cost each a pebble read on its next request.
 func (c *sessionCache) touch(id string, requestTime time.Time) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(id)
+	sh, h := c.locate(id)
 	sh.mu.Lock()
 	sh.gen++
-	if cur := sh.m[id]; cur != nil {
-		next := *cur
-		next.RequestTime = requestTime
-		sh.m[id] = &next
+	if e := sh.m[h]; e != nil {
+		if rec, ok := recordOf(e, id); ok && len(rec) >= offVar {
+			next := append([]byte(nil), e...)
+			putTime(next[len(e)-len(rec)+offRequest:], requestTime)
+			sh.m[h] = next
+		}
 	}
 	sh.mu.Unlock()
 }
@@ -119,33 +164,37 @@ func (c *sessionCache) drop(id string) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(id)
+	sh, h := c.locate(id)
 	sh.mu.Lock()
 	sh.gen++
-	delete(sh.m, id)
+	if _, ok := recordOf(sh.m[h], id); ok {
+		delete(sh.m, h)
+	}
 	sh.mu.Unlock()
 }
 
-func (sh *cacheShard) insert(sess *sessiond.Session, limit int) {
-	if _, ok := sh.m[sess.ID]; !ok && len(sh.m) >= limit {
+func (sh *cacheShard) insert(h uint64, e []byte, limit int) {
+	if _, ok := sh.m[h]; !ok && len(sh.m) >= limit {
 		for victim := range sh.m { // map order: an arbitrary entry
 			delete(sh.m, victim)
 			break
 		}
 	}
-	sh.m[sess.ID] = sess
+	sh.m[h] = e
 }
 
-// entries calls fn for every cached session (for consistency checks).
-func (c *sessionCache) entries(fn func(*sessiond.Session)) {
+// entries calls fn with the id and record of every cached session (for
+// consistency checks), and with whether the entry sits under its id's hash.
+func (c *sessionCache) entries(fn func(id string, rec []byte, placed bool)) {
 	if c == nil {
 		return
 	}
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.RLock()
-		for _, s := range sh.m {
-			fn(s)
+		for h, e := range sh.m {
+			id, rec := splitEntry(e)
+			fn(string(id), rec, maphash.Bytes(c.seed, id) == h)
 		}
 		sh.mu.RUnlock()
 	}

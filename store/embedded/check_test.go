@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"sessiond"
 )
@@ -147,11 +148,17 @@ func checkConsistency(s *Store) error {
 		closer.Close()
 	}
 	// Every cached session is exactly its record.
-	s.cache.entries(func(c *sessiond.Session) {
-		if rec, ok := stored[c.ID]; !ok {
-			errs = append(errs, fmt.Errorf("cache holds session %s, which is not stored", c.ID))
-		} else if !reflect.DeepEqual(c, rec) {
-			errs = append(errs, fmt.Errorf("cache holds session %s as %+v, stored as %+v", c.ID, c, rec))
+	s.cache.entries(func(id string, v []byte, placed bool) {
+		c, err := decodeSession(id, v)
+		switch rec, ok := stored[id]; {
+		case !placed:
+			errs = append(errs, fmt.Errorf("cache holds session %s under another id's hash", id))
+		case !ok:
+			errs = append(errs, fmt.Errorf("cache holds session %s, which is not stored", id))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("cache holds session %s as a bad record: %w", id, err))
+		case !reflect.DeepEqual(c, rec):
+			errs = append(errs, fmt.Errorf("cache holds session %s as %+v, stored as %+v", id, c, rec))
 		}
 	})
 	return errors.Join(errs...)
@@ -197,6 +204,24 @@ func TestCheckConsistencyCatches(t *testing.T) {
 				it.active = false
 				m.tree.ReplaceOrInsert(it)
 			})
+			return nil
+		}},
+		{"stale cache entry", func(s *Store) error {
+			stale := sess.Clone()
+			stale.RequestTime = stale.RequestTime.Add(time.Nanosecond)
+			s.cache.set(stale.ID, makeEntry(stale.ID, encodeSession(nil, stale)))
+			return nil
+		}},
+		{"cache entry of a session not stored", func(s *Store) error {
+			ghost := testSession(2)
+			s.cache.set(ghost.ID, makeEntry(ghost.ID, encodeSession(nil, ghost)))
+			return nil
+		}},
+		{"cache entry under another id's hash", func(s *Store) error {
+			sh, h := s.cache.locate(testSession(2).ID)
+			sh.mu.Lock()
+			sh.m[h] = makeEntry(sess.ID, encodeSession(nil, sess))
+			sh.mu.Unlock()
 			return nil
 		}},
 		{"token index key of format 2", func(s *Store) error {

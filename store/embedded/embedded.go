@@ -52,8 +52,8 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is the size of each pebble memtable. Default 32 MiB.
 	MemTableSize uint64
-	// CachedSessions bounds the decoded sessions kept in memory for reads
-	// (see sessionCache). Default 1,000,000, which costs some 300 MB of
+	// CachedSessions bounds the session records kept in memory for reads
+	// (see sessionCache). Default 1,000,000, which costs some 250 MB of
 	// memory when full; negative disables the cache.
 	CachedSessions int
 	// WALSyncDelay is the least time between two WAL syncs (pebble's

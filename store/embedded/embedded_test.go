@@ -810,7 +810,7 @@ func prefill(tb testing.TB, s *Store, n int) {
 		var items []item
 		for i := start; i < min(start+chunk, n); i++ {
 			sess := testSession(i)
-			if err := putSession(b, nil, sess); err != nil {
+			if _, err := putSession(b, nil, sess); err != nil {
 				tb.Fatal(err)
 			}
 			items = append(items, itemOf(sess))

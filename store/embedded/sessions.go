@@ -35,7 +35,7 @@ func (s *Store) load(id string) (*sessiond.Session, error) {
 	if err != nil {
 		return nil, sessiond.Internal(err)
 	}
-	s.cache.fill(sess, gen)
+	s.cache.fill(id, v, gen)
 	return sess, nil
 }
 
@@ -75,10 +75,13 @@ func (s *Store) findToken(hash []byte) (*sessiond.Session, error) {
 }
 
 // putSession adds to b the record of next, which replaces old (nil for a
-// new session), and moves its user index entry if it changed.
-func putSession(b *pebble.Batch, old, next *sessiond.Session) error {
-	rec := encodeSession(make([]byte, 0, sessionSize(next)), next)
-	err := b.Set(sessionKey(next.ID), rec, nil)
+// new session), and moves its user index entry if it changed. It returns
+// the session cache's entry for the record.
+func putSession(b *pebble.Batch, old, next *sessiond.Session) ([]byte, error) {
+	e := entryPrefix(next.ID, sessionSize(next))
+	n := len(e)
+	e = encodeSession(e, next)
+	err := b.Set(sessionKey(next.ID), e[n:], nil)
 	if from, to := userIndexKey(old), userIndexKey(next); !bytes.Equal(from, to) {
 		if from != nil {
 			err = errors.Join(err, b.Delete(from, nil))
@@ -87,7 +90,7 @@ func putSession(b *pebble.Batch, old, next *sessiond.Session) error {
 			err = errors.Join(err, b.Set(to, nil, nil))
 		}
 	}
-	return err
+	return e, err
 }
 
 // removeSession adds to b the deletion of old and its index entries.
@@ -122,7 +125,8 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	defer s.exit()
 
 	b := s.db.NewBatch()
-	if err := putSession(b, nil, sess); err != nil {
+	entry, err := putSession(b, nil, sess)
+	if err != nil {
 		b.Close()
 		return sessiond.Internal(err)
 	}
@@ -157,7 +161,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 		return err
 	}
 	s.mem.create(itemOf(sess), sess.TokenHash)
-	s.cache.set(sess)
+	s.cache.set(sess.ID, entry)
 	return nil
 }
 
@@ -235,7 +239,8 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 	}
 	next.ID, next.TokenHash = cur.ID, cur.TokenHash
 	b := s.db.NewBatch()
-	if err := putSession(b, cur, next); err != nil {
+	entry, err := putSession(b, cur, next)
+	if err != nil {
 		b.Close()
 		return nil, sessiond.Internal(err)
 	}
@@ -243,7 +248,7 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 		return nil, err
 	}
 	s.mem.put(itemOf(cur), itemOf(next))
-	s.cache.set(next)
+	s.cache.set(next.ID, entry)
 	return next.Clone(), nil // fn may hold on to next
 }
 
@@ -473,7 +478,7 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 			err = removeSession(b, cur)
 			c.token = cur.TokenHash
 		} else {
-			err = putSession(b, cur, next)
+			_, err = putSession(b, cur, next)
 			it := itemOf(next)
 			c.next = &it
 		}
