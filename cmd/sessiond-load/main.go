@@ -24,6 +24,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,38 +46,47 @@ func main() {
 		settle   = flag.Duration("settle", 15*time.Second, "pause after storing the large set, so that the store's background work (compaction) ends before measuring")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
 		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
-		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each scenario's measurements (servers and load, not the set-up) to `prefix`.<scenario>")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario (servers and load; not the baselines, not the set-up) to `prefix`.<scenario>.<round>")
+		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")
 	)
 	flag.Parse()
-	profilePrefix = *cpuprof
+	profilePrefix, tracePrefix = *cpuprof, *tracep
 	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
 	}
 }
 
-// profilePrefix, when set, names the CPU profiles written per scenario.
-var profilePrefix string
+// profilePrefix and tracePrefix, when set, name the CPU profiles and the
+// execution traces written per round of each scenario.
+var profilePrefix, tracePrefix string
 
-// profile starts a CPU profile of the scenario named key and returns the
-// function that ends it; without -cpuprofile both do nothing.
+// profile starts a CPU profile and an execution trace, as asked, of the
+// round named key and returns the function that ends them.
 func profile(key string) func() {
-	if profilePrefix == "" {
-		return func() {}
+	var stops []func()
+	start := func(prefix string, begin func(io.Writer) error, end func()) {
+		if prefix == "" {
+			return
+		}
+		f, err := os.Create(prefix + "." + key)
+		if err == nil {
+			if err = begin(f); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sessiond-load:", err)
+			return
+		}
+		stops = append(stops, func() { end(); f.Close() })
 	}
-	f, err := os.Create(profilePrefix + "." + key)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
-		f.Close()
-		return func() {}
-	}
+	start(profilePrefix, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	start(tracePrefix, trace.Start, trace.Stop)
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }
 
@@ -180,11 +190,12 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 
 	var results []result
 	measure := func(key, name, refName string, target float64, refAddr string, ref builder, addr string, b builder, c int) {
-		defer profile(key)()
 		var ops, refs []float64
 		for i := 0; i < rounds; i++ {
 			refs = append(refs, load(refAddr, c, duration, ref))
+			stop := profile(key + "." + strconv.Itoa(i+1))
 			ops = append(ops, load(addr, c, duration, b))
+			stop()
 		}
 		r := result{name: name, ops: median(ops), ref: median(refs), refName: refName, target: target}
 		results = append(results, r)

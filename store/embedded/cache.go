@@ -110,6 +110,22 @@ func (c *sessionCache) get(id string) (*sessiond.Session, uint64) {
 	return nil, gen
 }
 
+// record returns the cached record of session id, or nil. The record must
+// not be modified.
+func (c *sessionCache) record(id string) []byte {
+	if c == nil {
+		return nil
+	}
+	sh, h := c.locate(id)
+	sh.mu.RLock()
+	e := sh.m[h]
+	sh.mu.RUnlock()
+	if rec, ok := recordOf(e, id); ok {
+		return rec
+	}
+	return nil
+}
+
 // fill caches the record rec of session id (read from pebble after get
 // returned gen; rec is copied) unless a writer changed the shard since.
 func (c *sessionCache) fill(id string, rec []byte, gen uint64) {

@@ -818,9 +818,11 @@ func prefill(tb testing.TB, s *Store, n int) {
 		if err := s.commit(b, true); err != nil {
 			tb.Fatalf("prefill: %v", err)
 		}
-		for i, it := range items {
-			s.mem.create(it, testSession(start+i).TokenHash)
-		}
+		s.mem.update(func(m *memIndex) {
+			for i, it := range items {
+				m.add(it, testSession(start+i).TokenHash)
+			}
+		})
 	}
 }
 
@@ -1135,4 +1137,47 @@ func openHeap(b *testing.B, dir string) float64 {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	return float64(after.HeapAlloc) - float64(before.HeapAlloc)
+}
+
+// TestTouchManySessions touches more sessions than one Touch chunk holds,
+// with a cache too small for them all (so that some records come from the
+// cache and some from pebble), and checks every session's request time
+// afterwards: raised when the touch is later and the session active,
+// unchanged otherwise, and the in-memory index and cache consistent.
+func TestTouchManySessions(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t, Options{CachedSessions: 100})
+	const n = 3*touchChunk + 17
+	want := make(map[string]time.Time, n)
+	var touches []sessiond.Touch
+	for i := range n {
+		sess := testSession(i)
+		if i%7 == 3 {
+			sess.Active, sess.CloseTime, sess.CloseReason = false, sess.RequestTime, sessiond.ReasonClosed
+		}
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		at := sess.RequestTime.Add(time.Duration(i%5-1) * time.Minute) // earlier for i%5 == 0
+		touches = append(touches, sessiond.Touch{ID: sess.ID, Time: at})
+		want[sess.ID] = sess.RequestTime
+		if sess.Active && at.After(sess.RequestTime) {
+			want[sess.ID] = at
+		}
+	}
+	if err := s.Touch(ctx, touches); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	for id, at := range want {
+		got, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if !got.RequestTime.Equal(at) {
+			t.Errorf("session %s: request_time %v, want %v", id, got.RequestTime, at)
+		}
+	}
+	if err := checkConsistency(s); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -274,31 +274,16 @@ func (m *memIndex) drop(it item, token []byte) {
 	}
 }
 
-// create adds a new session with its token hash (which may be empty).
-func (m *memIndex) create(it item, token []byte) {
-	m.mu.Lock()
-	m.add(it, token)
-	m.mu.Unlock()
-}
-
-// put replaces old by next, a version of the same session.
-func (m *memIndex) put(old, next item) {
-	m.mu.Lock()
+// replace replaces old by next, a version of the same session; the caller
+// holds mu.
+func (m *memIndex) replace(old, next item) {
 	if old.open != next.open {
 		m.tree.Delete(old)
 	}
 	m.tree.ReplaceOrInsert(next)
-	m.mu.Unlock()
 }
 
-// remove deletes a session with its token hash (which may be empty).
-func (m *memIndex) remove(it item, token []byte) {
-	m.mu.Lock()
-	m.drop(it, token)
-	m.mu.Unlock()
-}
-
-// update runs fn under the lock, for changes of many items.
+// update runs fn under the lock.
 func (m *memIndex) update(fn func(m *memIndex)) {
 	m.mu.Lock()
 	fn(m)

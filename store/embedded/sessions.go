@@ -160,7 +160,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	if err := s.commit(b, true); err != nil {
 		return err
 	}
-	s.mem.create(itemOf(sess), sess.TokenHash)
+	s.mem.update(func(m *memIndex) { m.add(itemOf(sess), sess.TokenHash) })
 	s.cache.set(sess.ID, entry)
 	return nil
 }
@@ -247,7 +247,7 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 	if err := s.commit(b, true); err != nil {
 		return nil, err
 	}
-	s.mem.put(itemOf(cur), itemOf(next))
+	s.mem.update(func(m *memIndex) { m.replace(itemOf(cur), itemOf(next)) })
 	s.cache.set(next.ID, entry)
 	return next.Clone(), nil // fn may hold on to next
 }
@@ -277,16 +277,16 @@ func (s *Store) Delete(ctx context.Context, id string) (*sessiond.Session, error
 	if err := s.commit(b, true); err != nil {
 		return nil, err
 	}
-	s.mem.remove(itemOf(cur), cur.TokenHash)
+	s.mem.update(func(m *memIndex) { m.drop(itemOf(cur), cur.TokenHash) })
 	s.cache.drop(id)
 	return cur, nil
 }
 
 // Touch raises request_time, patching it in place in each record. Touches
-// are applied one lock stripe at a time, each stripe's in one batch
-// committed without waiting for fsync (so that no lock is held across an
-// fsync); one WAL fsync at the end, which covers every earlier record,
-// makes them all durable before Touch returns.
+// are applied touchChunk sessions at a time, each chunk under the locks of
+// its sessions and in one batch committed without waiting for fsync (so
+// that no lock is held across an fsync); one WAL fsync at the end, which
+// covers every earlier record, makes them all durable before Touch returns.
 func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	if len(touches) == 0 {
 		return nil
@@ -295,24 +295,22 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 		return err
 	}
 	defer s.exit()
-	// The latest time per id, grouped by stripe.
+	// The latest time per id.
 	latest := make(map[string]time.Time, len(touches))
 	for _, tc := range touches {
 		if t, ok := latest[tc.ID]; !ok || tc.Time.After(t) {
 			latest[tc.ID] = tc.Time
 		}
 	}
-	var groups [numStripes][]sessiond.Touch
+	todo := make([]sessiond.Touch, 0, len(latest))
 	for id, t := range latest {
-		i := s.idStripe(id)
-		groups[i] = append(groups[i], sessiond.Touch{ID: id, Time: t})
+		todo = append(todo, sessiond.Touch{ID: id, Time: t})
 	}
 	wrote := false
-	for i, group := range groups {
-		if len(group) == 0 {
-			continue
-		}
-		n, err := s.touchStripe(i, group)
+	for len(todo) > 0 {
+		chunk := todo[:min(len(todo), touchChunk)]
+		todo = todo[len(chunk):]
+		n, err := s.touchChunk(chunk)
 		if err != nil {
 			return err
 		}
@@ -327,34 +325,43 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	return nil
 }
 
-// touchStripe applies the touches of the sessions of one lock stripe and
-// returns how many sessions it changed.
-func (s *Store) touchStripe(stripe int, touches []sessiond.Touch) (int, error) {
-	s.ids[stripe].Lock()
-	defer s.ids[stripe].Unlock()
+// touchChunk is how many sessions one batch of Touch patches.
+const touchChunk = 256
+
+// touchChunk applies the touches of some sessions, under their locks, and
+// returns how many sessions it changed. It reads each record from the
+// session cache when it is there.
+func (s *Store) touchChunk(touches []sessiond.Touch) (int, error) {
+	ids := make([]string, len(touches))
+	for i, tc := range touches {
+		ids[i] = tc.ID
+	}
+	unlock := s.lockIDs(ids)
+	defer unlock()
 	b := s.db.NewBatch()
 	var items []item
 	for _, tc := range touches {
 		key := sessionKey(tc.ID)
-		v, closer, err := s.db.Get(key)
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		} else if err != nil {
+		v, closer, err := s.record(tc.ID)
+		if err != nil {
 			b.Close()
-			return 0, sessiond.Internal(err)
+			return 0, err
+		}
+		if v == nil {
+			continue
 		}
 		if len(v) < offVar || v[0] != recordV1 {
 			_, err := decodeSession(tc.ID, v)
-			closer.Close()
+			closer()
 			b.Close()
 			return 0, sessiond.Internal(err)
 		}
 		if v[1]&flagActive == 0 || !tc.Time.After(getTime(v[offRequest:])) {
-			closer.Close()
+			closer()
 			continue
 		}
 		rec := bytes.Clone(v)
-		closer.Close()
+		closer()
 		putTime(rec[offRequest:], tc.Time)
 		if err := b.Set(key, rec, nil); err != nil {
 			b.Close()
@@ -379,6 +386,22 @@ func (s *Store) touchStripe(stripe int, touches []sessiond.Touch) (int, error) {
 		s.cache.touch(it.id, it.last.time()) // the time now in its record
 	}
 	return len(items), nil
+}
+
+// record returns the stored record of session id, or nil, and the function
+// that releases it: from the cache when it is there, else from pebble. The
+// caller holds the session's lock.
+func (s *Store) record(id string) ([]byte, func(), error) {
+	if rec := s.cache.record(id); rec != nil {
+		return rec, func() {}, nil
+	}
+	v, closer, err := s.db.Get(sessionKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, sessiond.Internal(err)
+	}
+	return v, func() { closer.Close() }, nil
 }
 
 // CloseExpired finds the dead sessions in the in-memory index and closes
@@ -501,14 +524,10 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 	}
 	s.mem.update(func(m *memIndex) {
 		for _, c := range changes {
-			switch {
-			case c.next == nil:
+			if c.next == nil {
 				m.drop(c.old, c.token)
-			case c.next.open != c.old.open:
-				m.tree.Delete(c.old)
-				fallthrough
-			default:
-				m.tree.ReplaceOrInsert(*c.next)
+			} else {
+				m.replace(c.old, *c.next)
 			}
 		}
 	})
