@@ -2,11 +2,14 @@
 // baselines measured in the same run, and prints the ratios the project
 // targets (see README.md, "Performance").
 //
-// Every figure is a ratio to a baseline measured right before it with the
-// same load generator: T, a bare net/http handler answering a POST with
-// fixed JSON, or, for the gateway, a bare httputil.ReverseProxy in front of
-// the same upstream. Absolute numbers on a shared machine are noise;
-// ratios measured side by side are not.
+// Every figure is a ratio to a baseline measured next to it with the same
+// load generator: T, a bare net/http handler answering a POST with fixed
+// JSON, or, for the gateway, a bare httputil.ReverseProxy in front of the
+// same upstream. Each scenario runs several rounds, each round measuring
+// the baseline and the scenario back to back (in alternating order), and
+// reports the median of the rounds' ratios with their range. Absolute
+// numbers on a shared machine are noise; ratios measured side by side much
+// less so.
 package main
 
 import (
@@ -25,7 +28,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,18 +42,19 @@ import (
 
 func main() {
 	var (
-		duration = flag.Duration("duration", 4*time.Second, "length of each measurement")
+		duration = flag.Duration("duration", 3*time.Second, "length of each measurement")
 		conns    = flag.Int("conns", 64, "concurrent keep-alive connections")
-		rounds   = flag.Int("rounds", 3, "measurements per scenario (the median is reported)")
+		rounds   = flag.Int("rounds", 7, "rounds per scenario, each a baseline measurement next to a scenario measurement (the median of the rounds' ratios is reported)")
 		large    = flag.Int("large", 1_000_000, "sessions stored for the large get_session_by_id run (0 skips it)")
 		settle   = flag.Duration("settle", 15*time.Second, "pause after storing the large set, so that the store's background work (compaction) ends before measuring")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
 		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario (servers and load; not the baselines, not the set-up) to `prefix`.<scenario>.<round>")
+		eachFlag = flag.Bool("each", false, "print every round's figures, not only the medians")
 		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")
 	)
 	flag.Parse()
-	profilePrefix, tracePrefix = *cpuprof, *tracep
+	profilePrefix, tracePrefix, each = *cpuprof, *tracep, eachFlag
 	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
@@ -60,6 +64,9 @@ func main() {
 // profilePrefix and tracePrefix, when set, name the CPU profiles and the
 // execution traces written per round of each scenario.
 var profilePrefix, tracePrefix string
+
+// each tells measure to print every round.
+var each = new(bool)
 
 // profile starts a CPU profile and an execution trace, as asked, of the
 // round named key and returns the function that ends them.
@@ -91,10 +98,12 @@ func profile(key string) func() {
 }
 
 type result struct {
-	name     string
-	ops, ref float64 // ops/s of the scenario and of its baseline
-	refName  string
-	target   float64
+	name      string
+	ops, ref  float64 // median ops/s of the scenario and of its baseline
+	ratio     float64 // median of the rounds' ratios
+	low, high float64 // the lowest and highest round's ratio
+	refName   string
+	target    float64
 }
 
 func run(duration time.Duration, conns, rounds, large int, settle time.Duration, only, dataDir string) error {
@@ -156,7 +165,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	svc := m.Service
 	ctx := context.Background()
 
-	fmt.Printf("sessiond-load: %d connections, %s per measurement, median of %d; GOMAXPROCS=%s\n\n",
+	fmt.Printf("sessiond-load: %d connections, %s per measurement, median ratio of %d rounds; GOMAXPROCS=%s\n\n",
 		conns, duration, rounds, strconv.Itoa(runtime.GOMAXPROCS(0)))
 
 	key, secret, err := svc.CreateAPIKey(ctx, "load")
@@ -190,14 +199,30 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 
 	var results []result
 	measure := func(key, name, refName string, target float64, refAddr string, ref builder, addr string, b builder, c int) {
-		var ops, refs []float64
+		// Each round measures the baseline and the scenario back to back,
+		// in alternating order, and its ratio compares the two: the
+		// machine's load drifts between rounds more than within one.
+		var ops, refs, ratios []float64
 		for i := 0; i < rounds; i++ {
+			scenario := func() {
+				stop := profile(key + "." + strconv.Itoa(i+1))
+				ops = append(ops, load(addr, c, duration, b))
+				stop()
+			}
+			if i%2 == 1 {
+				scenario()
+			}
 			refs = append(refs, load(refAddr, c, duration, ref))
-			stop := profile(key + "." + strconv.Itoa(i+1))
-			ops = append(ops, load(addr, c, duration, b))
-			stop()
+			if i%2 == 0 {
+				scenario()
+			}
+			ratios = append(ratios, ops[i]/refs[i])
+			if *each {
+				fmt.Printf("    round %d: %.0f / %.0f = %.2f\n", i+1, ops[i], refs[i], ratios[i])
+			}
 		}
-		r := result{name: name, ops: median(ops), ref: median(refs), refName: refName, target: target}
+		r := result{name: name, ops: median(ops), ref: median(refs), ratio: median(ratios),
+			low: slices.Min(ratios), high: slices.Max(ratios), refName: refName, target: target}
 		results = append(results, r)
 		printResult(r)
 	}
@@ -250,7 +275,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	fmt.Println()
 	failed := 0
 	for _, r := range results {
-		if r.ops/r.ref < r.target {
+		if r.ratio < r.target {
 			failed++
 		}
 	}
@@ -363,18 +388,20 @@ func serve(h http.Handler) string {
 	return ln.Addr().String()
 }
 
+// median returns the median of v (the upper one of an even count).
 func median(v []float64) float64 {
-	sort.Float64s(v)
+	v = slices.Clone(v)
+	slices.Sort(v)
 	return v[len(v)/2]
 }
 
 func printResult(r result) {
 	verdict := "met"
-	if r.ops/r.ref < r.target {
+	if r.ratio < r.target {
 		verdict = "MISSED"
 	}
-	fmt.Printf("%-40s %9.0f ops/s   %-18s %9.0f ops/s   ratio %.2f (target %.2f, %s)\n",
-		r.name, r.ops, r.refName, r.ref, r.ops/r.ref, r.target, verdict)
+	fmt.Printf("%-36s %7.0f ops/s  %-17s %7.0f ops/s  ratio %.2f (rounds %.2f-%.2f; target %.2f, %s)\n",
+		r.name, r.ops, r.refName, r.ref, r.ratio, r.low, r.high, r.target, verdict)
 }
 
 func human(n int) string {
