@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"sync"
-	"time"
 
 	"sessiond"
 )
@@ -31,7 +30,7 @@ import (
 //     that write.
 //
 // Entries are never modified once in the map (a touch replaces its entry
-// with a patched copy), so readers decode them outside the lock.
+// with a patched copy), so readers use them outside the lock.
 type sessionCache struct {
 	seed     maphash.Seed
 	perShard int
@@ -92,17 +91,27 @@ func (c *sessionCache) locate(id string) (*cacheShard, uint64) {
 	return &c.shards[h%cacheShards], h
 }
 
+// lookup returns the cached record of session id, or nil, and the shard's
+// generation. The record must not be modified.
+func (c *sessionCache) lookup(id string) ([]byte, uint64) {
+	sh, h := c.locate(id)
+	sh.mu.RLock()
+	e, gen := sh.m[h], sh.gen
+	sh.mu.RUnlock()
+	if rec, ok := recordOf(e, id); ok {
+		return rec, gen
+	}
+	return nil, gen
+}
+
 // get returns the cached session, decoded afresh (the caller owns it), or
 // nil and the shard's generation for a later fill.
 func (c *sessionCache) get(id string) (*sessiond.Session, uint64) {
 	if c == nil {
 		return nil, 0
 	}
-	sh, h := c.locate(id)
-	sh.mu.RLock()
-	e, gen := sh.m[h], sh.gen
-	sh.mu.RUnlock()
-	if rec, ok := recordOf(e, id); ok {
+	rec, gen := c.lookup(id)
+	if rec != nil {
 		if sess, err := decodeSession(id, rec); err == nil {
 			return sess, gen
 		}
@@ -116,14 +125,8 @@ func (c *sessionCache) record(id string) []byte {
 	if c == nil {
 		return nil
 	}
-	sh, h := c.locate(id)
-	sh.mu.RLock()
-	e := sh.m[h]
-	sh.mu.RUnlock()
-	if rec, ok := recordOf(e, id); ok {
-		return rec
-	}
-	return nil
+	rec, _ := c.lookup(id)
+	return rec
 }
 
 // fill caches the record rec of session id (read from pebble after get
@@ -154,23 +157,19 @@ func (c *sessionCache) set(id string, e []byte) {
 	sh.mu.Unlock()
 }
 
-// touch sets the request time of a cached session that a writer just
-// patched in its record (Touch), keeping the entry rather than dropping it:
+// replace swaps in the entry e (which it keeps) of session id, whose
+// record a writer just patched (Touch), if the cache holds the session:
 // the sessions touched are the ones in use, and dropping them every flush
 // would cost each a pebble read on its next request.
-func (c *sessionCache) touch(id string, requestTime time.Time) {
+func (c *sessionCache) replace(id string, e []byte) {
 	if c == nil {
 		return
 	}
 	sh, h := c.locate(id)
 	sh.mu.Lock()
 	sh.gen++
-	if e := sh.m[h]; e != nil {
-		if rec, ok := recordOf(e, id); ok && len(rec) >= offVar {
-			next := append([]byte(nil), e...)
-			putTime(next[len(e)-len(rec)+offRequest:], requestTime)
-			sh.m[h] = next
-		}
+	if _, ok := recordOf(sh.m[h], id); ok {
+		sh.m[h] = e
 	}
 	sh.mu.Unlock()
 }

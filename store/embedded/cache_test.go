@@ -20,7 +20,9 @@ func TestCacheSharedSlot(t *testing.T) {
 	if got, _ := c.get(b.ID); got != nil {
 		t.Fatalf("get(%s) = session %s, want a miss", b.ID, got.ID)
 	}
-	c.touch(b.ID, a.RequestTime.Add(time.Hour))
+	touched := b.Clone()
+	touched.RequestTime = touched.RequestTime.Add(time.Hour)
+	c.replace(b.ID, makeEntry(b.ID, encodeSession(nil, touched)))
 	c.drop(b.ID)
 	rec, ok := recordOf(sh.m[h], a.ID)
 	if !ok {
@@ -38,16 +40,18 @@ func TestCacheSharedSlot(t *testing.T) {
 	}
 }
 
-// TestCacheTouchAndBound checks that a touch patches the request time of a
-// cached session in a new entry, leaving readers' copies alone, and that a
-// full shard evicts rather than grows.
+// TestCacheTouchAndBound checks that a touch's new entry replaces a cached
+// session's, leaving readers' copies alone, and that a full shard evicts
+// rather than grows.
 func TestCacheTouchAndBound(t *testing.T) {
 	c := newSessionCache(maphash.MakeSeed(), cacheShards) // one entry per shard
 	a := testSession(1)
 	c.set(a.ID, makeEntry(a.ID, encodeSession(nil, a)))
 	before, _ := c.get(a.ID)
 	later := a.RequestTime.Add(time.Minute)
-	c.touch(a.ID, later)
+	touched := a.Clone()
+	touched.RequestTime = later
+	c.replace(a.ID, makeEntry(a.ID, encodeSession(nil, touched)))
 	after, _ := c.get(a.ID)
 	if !after.RequestTime.Equal(later) {
 		t.Errorf("after touch, request_time = %v, want %v", after.RequestTime, later)

@@ -339,7 +339,10 @@ func (s *Store) touchChunk(touches []sessiond.Touch) (int, error) {
 	unlock := s.lockIDs(ids)
 	defer unlock()
 	b := s.db.NewBatch()
-	var items []item
+	var (
+		items   []item
+		entries [][]byte
+	)
 	for _, tc := range touches {
 		key := sessionKey(tc.ID)
 		v, closer, err := s.record(tc.ID)
@@ -360,8 +363,9 @@ func (s *Store) touchChunk(touches []sessiond.Touch) (int, error) {
 			closer()
 			continue
 		}
-		rec := bytes.Clone(v)
+		e := makeEntry(tc.ID, v) // the patched record, and its cache entry
 		closer()
+		rec := e[len(e)-len(v):]
 		putTime(rec[offRequest:], tc.Time)
 		if err := b.Set(key, rec, nil); err != nil {
 			b.Close()
@@ -369,6 +373,7 @@ func (s *Store) touchChunk(touches []sessiond.Touch) (int, error) {
 		}
 		it, _ := itemOfRecord(tc.ID, rec)
 		items = append(items, it)
+		entries = append(entries, e)
 	}
 	if len(items) == 0 {
 		b.Close()
@@ -382,8 +387,8 @@ func (s *Store) touchChunk(touches []sessiond.Touch) (int, error) {
 			m.tree.ReplaceOrInsert(it) // same open_time: replaces
 		}
 	})
-	for _, it := range items {
-		s.cache.touch(it.id, it.last.time()) // the time now in its record
+	for i, it := range items {
+		s.cache.replace(it.id, entries[i])
 	}
 	return len(items), nil
 }
