@@ -54,7 +54,7 @@ func main() {
 		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")
 	)
 	flag.Parse()
-	profilePrefix, tracePrefix, each = *cpuprof, *tracep, eachFlag
+	profilePrefix, tracePrefix, each = *cpuprof, *tracep, *eachFlag
 	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir); err != nil {
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
@@ -66,7 +66,7 @@ func main() {
 var profilePrefix, tracePrefix string
 
 // each tells measure to print every round.
-var each = new(bool)
+var each bool
 
 // profile starts a CPU profile and an execution trace, as asked, of the
 // round named key and returns the function that ends them.
@@ -217,7 +217,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 				scenario()
 			}
 			ratios = append(ratios, ops[i]/refs[i])
-			if *each {
+			if each {
 				fmt.Printf("    round %d: %.0f / %.0f = %.2f\n", i+1, ops[i], refs[i], ratios[i])
 			}
 		}
