@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -485,6 +486,9 @@ func TestFIFOIsNotRead(t *testing.T) {
 	id, token := e.open()
 	dir, _ := e.dirs.Ensure(id)
 	if err := mkfifo(filepath.Join(dir, "pipe")); err != nil {
+		if runtime.GOOS == "linux" { // where CI runs: a FIFO must be possible
+			t.Fatal("mkfifo:", err)
+		}
 		t.Skip("no FIFOs here:", err)
 	}
 	checkError(t, e.do("GET", "pipe", token, nil), 400, gateway.CodeInvalidParams, sessiond.EINVALID)
