@@ -154,6 +154,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	po := &pebble.Options{
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
+		FS:                 walFS{vfs.Default},
 		Lock:               lock,
 		Logger:             quietLogger{},
 		MemTableSize:       opts.MemTableSize,
