@@ -49,7 +49,7 @@ func main() {
 		large    = flag.Int("large", 1_000_000, "sessions stored for the large get_session_by_id run (0 skips it)")
 		settle   = flag.Duration("settle", 15*time.Second, "pause after storing the large set, so that the store's background work (compaction) ends before measuring")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
-		dataDir  = flag.String("data-dir", "", "data directory for the embedded store (default: a temporary one)")
+		dataDir  = flag.String("data-dir", "", "directory for the daemons' data directories, main and open (default: a temporary one)")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario (servers and load; not the baselines, not the set-up) to `prefix`.<scenario>.<round>")
 		eachFlag = flag.Bool("each", false, "print every round's figures, not only the medians")
 		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")

@@ -150,9 +150,7 @@ func (c *sessionCache) set(id string, e []byte) {
 	if c == nil {
 		return
 	}
-	sh, h := c.locate(id)
-	sh.mu.Lock()
-	sh.gen++
+	sh, h := c.writing(id)
 	sh.insert(h, e, c.perShard)
 	sh.mu.Unlock()
 }
@@ -165,9 +163,7 @@ func (c *sessionCache) replace(id string, e []byte) {
 	if c == nil {
 		return
 	}
-	sh, h := c.locate(id)
-	sh.mu.Lock()
-	sh.gen++
+	sh, h := c.writing(id)
 	if _, ok := recordOf(sh.m[h], id); ok {
 		sh.m[h] = e
 	}
@@ -179,13 +175,21 @@ func (c *sessionCache) drop(id string) {
 	if c == nil {
 		return
 	}
-	sh, h := c.locate(id)
-	sh.mu.Lock()
-	sh.gen++
+	sh, h := c.writing(id)
 	if _, ok := recordOf(sh.m[h], id); ok {
 		delete(sh.m, h)
 	}
 	sh.mu.Unlock()
+}
+
+// writing locks the shard of session id for a writer's change and
+// advances its generation, so that a fill of a record read from pebble
+// before the change is refused; the caller unlocks the shard.
+func (c *sessionCache) writing(id string) (*cacheShard, uint64) {
+	sh, h := c.locate(id)
+	sh.mu.Lock()
+	sh.gen++
+	return sh, h
 }
 
 func (sh *cacheShard) insert(h uint64, e []byte, limit int) {
