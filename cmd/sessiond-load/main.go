@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"sessiond"
@@ -199,21 +200,26 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		// machine's load drifts between rounds more than within one.
 		var ops, refs, ratios []float64
 		for i := 0; i < rounds; i++ {
+			var cpu, refCPU time.Duration
 			scenario := func() {
 				stop := profile(key + "." + strconv.Itoa(i+1))
-				ops = append(ops, load(addr, c, duration, b))
+				var n float64
+				n, cpu = load(addr, c, duration, b)
+				ops = append(ops, n)
 				stop()
 			}
 			if i%2 == 1 {
 				scenario()
 			}
-			refs = append(refs, load(refAddr, c, duration, ref))
+			n, refCPU := load(refAddr, c, duration, ref)
+			refs = append(refs, n)
 			if i%2 == 0 {
 				scenario()
 			}
 			ratios = append(ratios, ops[i]/refs[i])
 			if each {
-				fmt.Printf("    round %d: %.0f / %.0f = %.2f\n", i+1, ops[i], refs[i], ratios[i])
+				fmt.Printf("    round %d: %.0f / %.0f = %.2f (CPU per request %.1f / %.1f µs)\n", i+1, ops[i], refs[i], ratios[i],
+					float64(cpu)/1e3, float64(refCPU)/1e3)
 			}
 		}
 		r := result{name: name, ops: median(ops), ref: median(refs), ratio: median(ratios),
@@ -262,7 +268,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		plain := func(r *rand.Rand, b []byte) []byte {
 			return append(b, "GET /up/v1/ping?x=1 HTTP/1.1\r\nHost: load\r\n\r\n"...)
 		}
-		direct := load(upstream, conns, duration, plain)
+		direct, _ := load(upstream, conns, duration, plain)
 		fmt.Printf("  (direct upstream, no proxy: %.0f ops/s)\n", direct)
 		measure("gateway", "gateway GET, trivial upstream", "bare ReverseProxy", 0.85, bareProxy, plain, sd, gw, conns)
 	}
@@ -346,10 +352,12 @@ func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, id
 type builder func(r *rand.Rand, b []byte) []byte
 
 // load runs c keep-alive connections against addr for d and returns the
-// rate of 2xx responses per second. Each connection sends a request, reads
-// the whole response, and repeats.
-func load(addr string, c int, d time.Duration, build builder) float64 {
+// rate of 2xx responses per second and the process's CPU time (user and
+// system: load generator and servers together) per 2xx response. Each
+// connection sends a request, reads the whole response, and repeats.
+func load(addr string, c int, d time.Duration, build builder) (float64, time.Duration) {
 	var ok, bad atomic.Int64
+	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(d)
@@ -402,7 +410,17 @@ func load(addr string, c int, d time.Duration, build builder) float64 {
 	if n := bad.Load(); n > 0 {
 		fmt.Printf("  (%s: %d failed requests)\n", addr, n)
 	}
-	return float64(ok.Load()) / time.Since(start).Seconds()
+	n := ok.Load()
+	return float64(n) / time.Since(start).Seconds(), (cpuTime() - cpu0) / time.Duration(max(n, 1))
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func serve(h http.Handler) string {
