@@ -185,3 +185,100 @@ func TestStoreWALZeroedAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestWALFileBuffersUntilSync checks that pebble's writes reach the file
+// at the next sync, at close, or at once when the buffer would overflow,
+// always in order and at the offsets written.
+func TestWALFileBuffersUntilSync(t *testing.T) {
+	dir := t.TempDir()
+	fs := walFS{vfs.Default}
+	name := filepath.Join(dir, "000011.log")
+	f, err := fs.Create(name, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	write := func(p []byte) {
+		t.Helper()
+		if n, err := f.Write(p); err != nil || n != len(p) {
+			t.Fatalf("write: %d, %v", n, err)
+		}
+		data = append(data, p...)
+	}
+	onDisk := func() []byte {
+		t.Helper()
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	hasData := func(what string) {
+		t.Helper()
+		if got := onDisk(); !bytes.Equal(got[:len(data)], data) {
+			t.Fatalf("%s: the file does not hold the %d bytes written", what, len(data))
+		}
+	}
+
+	write(bytes.Repeat([]byte{1}, 100))
+	write(bytes.Repeat([]byte{2}, 200))
+	if got := onDisk(); bytes.Contains(got, []byte{1}) {
+		t.Fatal("a write reached the file before any sync")
+	}
+	if err := f.SyncData(); err != nil {
+		t.Fatal(err)
+	}
+	hasData("after SyncData")
+
+	write(bytes.Repeat([]byte{3}, walBuffer-10))
+	write(bytes.Repeat([]byte{4}, 20)) // overflows: the buffered write goes first
+	if got := onDisk(); !bytes.Equal(got[:len(data)-20], data[:len(data)-20]) {
+		t.Fatal("a full buffer was not written when the next write overflowed it")
+	}
+	write(bytes.Repeat([]byte{5}, walBuffer+1)) // larger than the buffer: written at once
+	hasData("after a write larger than the buffer")
+
+	write([]byte("tail"))
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hasData("after Close")
+	if i := bytes.IndexFunc(onDisk()[len(data):], func(r rune) bool { return r != 0 }); i >= 0 {
+		t.Fatalf("byte %d past the data is not zero", len(data)+i)
+	}
+}
+
+// failingWrite is a file whose writes fail, as on a full disk.
+type failingWrite struct{ vfs.File }
+
+var errDiskFull = errors.New("no space left")
+
+func (failingWrite) Write(p []byte) (int, error) { return 0, errDiskFull }
+
+// TestWALFileWriteErrorSticks checks that a failed write of the buffer is
+// reported by the sync that made it and by every later call: what pebble
+// wrote after the lost bytes must not be taken as durable.
+func TestWALFileWriteErrorSticks(t *testing.T) {
+	dir := t.TempDir()
+	inner, err := vfs.Default.Create(filepath.Join(dir, "000012.log"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	f := newWALFile(failingWrite{inner})
+	if _, err := f.Write([]byte("record")); err != nil {
+		t.Fatalf("a buffered write failed: %v", err)
+	}
+	if err := f.SyncData(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("SyncData: %v, want the write's failure", err)
+	}
+	if _, err := f.Write([]byte("next")); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Write after a failed write: %v, want the failure", err)
+	}
+	if err := f.Sync(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Sync after a failed write: %v, want the failure", err)
+	}
+	if _, err := f.SyncTo(1); !errors.Is(err, errDiskFull) {
+		t.Fatalf("SyncTo after a failed write: %v, want the failure", err)
+	}
+}
