@@ -179,25 +179,41 @@ func CorrelationID(r *http.Request) string {
 	return r.Header.Get("X-Correlation-Id")
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// bufPool and appendPool keep the buffers responses are encoded in, up to
+// maxPooledBuffer bytes each, so that a response of the usual size is
+// encoded without allocating (ResponseWriter.Write does not keep its
+// argument).
+var (
+	bufPool    = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	appendPool = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+const maxPooledBuffer = 64 << 10
 
 // WriteJSON writes v as JSON with the given status and content type
 // (application/json when empty).
 func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bufPool.Put(buf)
 	if a, ok := v.(JSONAppender); ok {
-		b := a.AppendJSON(buf.AvailableBuffer())
-		WriteRaw(w, status, contentType, append(b, '\n'))
+		bp := appendPool.Get().(*[]byte)
+		b := append(a.AppendJSON((*bp)[:0]), '\n')
+		WriteRaw(w, status, contentType, b)
+		if cap(b) <= maxPooledBuffer {
+			*bp = b
+		}
+		appendPool.Put(bp)
 		return
 	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
 	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		buf.Reset()
 		buf.WriteString(`{"message":"Internal error"}` + "\n")
 		status = http.StatusInternalServerError
 	}
 	WriteRaw(w, status, contentType, buf.Bytes())
+	if buf.Cap() <= maxPooledBuffer {
+		bufPool.Put(buf)
+	}
 }
 
 // WriteRaw writes an already encoded JSON body.
