@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -45,15 +47,13 @@ func checkConsistency(s *Store) error {
 	}
 	defer iter.Close()
 	var (
-		users  = map[string]bool{} // user index keys the sessions imply
+		users  = map[userItem]bool{} // user items the sessions imply
 		stored = map[string]*sessiond.Session{}
 		items  = map[item]bool{}
 		ids    = map[uint64]int{}      // sessions per id hash
 		tokens = map[uint64][]string{} // ids per token hash's hash
 		errs   []error
 	)
-	// Sessions come before user keys in key order ('s' < 'u'), so the
-	// wanted entries are complete when those are checked.
 	for iter.First(); iter.Valid(); iter.Next() {
 		k := bytes.Clone(iter.Key())
 		v, err := iter.ValueAndErr()
@@ -67,8 +67,8 @@ func checkConsistency(s *Store) error {
 			if err != nil {
 				return err
 			}
-			if uk := userIndexKey(sess); uk != nil {
-				users[string(uk)] = true
+			if sess.UserID != "" {
+				users[userItemOf(itemOf(sess))] = true
 			}
 			ids[s.mem.idHash(sess.ID)]++
 			if len(sess.TokenHash) > 0 {
@@ -77,11 +77,8 @@ func checkConsistency(s *Store) error {
 			}
 			items[itemOf(sess)] = true
 			stored[sess.ID] = sess
-		case kindUser:
-			if !users[string(k)] {
-				errs = append(errs, fmt.Errorf("stray user index key %x", k))
-			}
-			delete(users, string(k))
+		case kindLegacyUser:
+			errs = append(errs, fmt.Errorf("user index key of format 3 %x", k))
 		case kindLegacyToken:
 			errs = append(errs, fmt.Errorf("token index key of format 2 %x", k))
 		default:
@@ -91,8 +88,17 @@ func checkConsistency(s *Store) error {
 	if err := iter.Error(); err != nil {
 		return err
 	}
-	if len(users) > 0 {
-		errs = append(errs, fmt.Errorf("%d user index entries missing", len(users)))
+	s.mem.mu.RLock()
+	s.mem.users.Ascend(func(u userItem) bool {
+		if !users[u] {
+			errs = append(errs, fmt.Errorf("in-memory user index: stray or stale item %+v", u))
+		}
+		delete(users, u)
+		return true
+	})
+	s.mem.mu.RUnlock()
+	for u := range users {
+		errs = append(errs, fmt.Errorf("in-memory user index: missing %+v", u))
 	}
 	n := 0
 	s.mem.snapshot().Ascend(func(it item) bool {
@@ -227,9 +233,25 @@ func TestCheckConsistencyCatches(t *testing.T) {
 		{"token index key of format 2", func(s *Store) error {
 			return s.db.Set(append([]byte{kindLegacyToken}, sess.TokenHash...), []byte(sess.ID), nil)
 		}},
-		{"stray user index key", func(s *Store) error {
-			other := testSession(2)
-			return s.db.Set(userIndexKey(other), nil, nil)
+		{"user index key of format 3", func(s *Store) error {
+			return s.db.Set(legacyUserKey(sess), nil, nil)
+		}},
+		{"missing user item", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.users.Delete(userItemOf(itemOf(sess))) })
+			return nil
+		}},
+		{"stray user item", func(s *Store) error {
+			s.mem.update(func(m *memIndex) { m.users.ReplaceOrInsert(userItemOf(itemOf(testSession(2)))) })
+			return nil
+		}},
+		{"stale user item", func(s *Store) error {
+			s.mem.update(func(m *memIndex) {
+				it := itemOf(sess)
+				m.users.Delete(userItemOf(it))
+				it.open = stampOf(sess.OpenTime.Add(time.Second))
+				m.users.ReplaceOrInsert(userItemOf(it))
+			})
+			return nil
 		}},
 	}
 	for _, tt := range tests {
@@ -249,4 +271,24 @@ func TestCheckConsistencyCatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// legacyUserKey returns the user index key format 3 wrote for s: the kind,
+// the uvarint length of the user_id (its SHA-256 when longer than 256
+// bytes), the user_id, the open time with every bit inverted, the id.
+func legacyUserKey(s *sessiond.Session) []byte {
+	k := []byte{kindLegacyUser}
+	user := []byte(s.UserID)
+	k = binary.AppendUvarint(k, uint64(len(user)))
+	if len(user) > 256 {
+		h := sha256.Sum256(user)
+		user = h[:]
+	}
+	k = append(k, user...)
+	n := len(k)
+	k = appendTime(k, s.OpenTime)
+	for i := n; i < len(k); i++ {
+		k[i] = ^k[i]
+	}
+	return append(k, s.ID...)
 }

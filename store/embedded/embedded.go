@@ -197,7 +197,7 @@ func lockDir(path string, timeout time.Duration) (*pebble.Lock, error) {
 }
 
 // initialize checks (or, in a new store, writes) the format version,
-// upgrades a store of format 2, and builds the in-memory index from the
+// upgrades a store of format 2 or 3, and builds the in-memory index from the
 // sessions.
 func (s *Store) initialize() error {
 	v, closer, err := s.db.Get(keyFormat)
@@ -213,27 +213,28 @@ func (s *Store) initialize() error {
 		closer.Close()
 		switch got {
 		case strconv.Itoa(formatVersion):
-		case strconv.Itoa(formatVersionTokens):
-			if err := s.dropTokenIndex(); err != nil {
+		case strconv.Itoa(formatVersionTokens), strconv.Itoa(formatVersionUsers):
+			if err := s.dropLegacyIndexes(); err != nil {
 				return fmt.Errorf("upgrading data format %s to %d: %w", got, formatVersion, err)
 			}
 		default:
-			return fmt.Errorf("unsupported data format %q (this version reads %d and %d)", got, formatVersionTokens, formatVersion)
+			return fmt.Errorf("unsupported data format %q (this version reads %d to %d)", got, formatVersionTokens, formatVersion)
 		}
 	}
 	s.mem, err = loadMemIndex(s.db, s.seed)
 	return err
 }
 
-// dropTokenIndex upgrades a store of format 2 to 3: one synced batch
-// deletes the whole token index with a range deletion (one key, whatever
-// the number of sessions; compactions reclaim the space later) and writes
-// the new version. The in-memory token map, rebuilt from the records,
-// replaces the index.
-func (s *Store) dropTokenIndex() error {
+// dropLegacyIndexes upgrades a store of format 2 or 3 to 4: one synced
+// batch deletes the token index (format 2) and the user index (formats 2
+// and 3) with a range deletion each (one key, whatever the number of
+// sessions; compactions reclaim the space later) and writes the new
+// version. The in-memory index, rebuilt from the records, replaces both.
+func (s *Store) dropLegacyIndexes() error {
 	b := s.db.NewBatch()
 	err := errors.Join(
 		b.DeleteRange([]byte{kindLegacyToken}, []byte{kindLegacyToken + 1}, nil),
+		b.DeleteRange([]byte{kindLegacyUser}, []byte{kindLegacyUser + 1}, nil),
 		b.Set(keyFormat, []byte(strconv.Itoa(formatVersion)), nil),
 	)
 	if err == nil {

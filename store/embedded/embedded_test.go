@@ -532,7 +532,17 @@ func TestTokenMapCollisions(t *testing.T) {
 // TestUpgradeFromFormat2 opens a store of format 2, which kept a token
 // index in pebble: Open deletes the index, writes format 3, and tokens are
 // still found and still unique.
-func TestUpgradeFromFormat2(t *testing.T) {
+// TestUpgrade opens stores of formats 2 and 3, as they were written (a
+// token index in pebble in 2, a user index in both), and checks that the
+// upgrade leaves format 4 with no key of either index, and sessions found
+// by token and by user, both after the upgrade and after a reopen.
+func TestUpgrade(t *testing.T) {
+	for _, format := range []int{formatVersionTokens, formatVersionUsers} {
+		t.Run(fmt.Sprint("format ", format), func(t *testing.T) { testUpgrade(t, format) })
+	}
+}
+
+func testUpgrade(t *testing.T, format int) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -543,16 +553,22 @@ func TestUpgradeFromFormat2(t *testing.T) {
 	b := s.db.NewBatch()
 	for i := range 50 {
 		sess := testSession(i)
+		sess.UserID = fmt.Sprint("user-", i%3)
 		if err := s.Create(ctx, sess); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		sessions = append(sessions, sess)
-		// What format 2 wrote beside each record.
-		if err := b.Set(append([]byte{kindLegacyToken}, sess.TokenHash...), []byte(sess.ID), nil); err != nil {
+		// What formats 2 and 3 wrote beside each record.
+		if err := b.Set(legacyUserKey(sess), nil, nil); err != nil {
 			t.Fatal(err)
 		}
+		if format == formatVersionTokens {
+			if err := b.Set(append([]byte{kindLegacyToken}, sess.TokenHash...), []byte(sess.ID), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if err := b.Set(keyFormat, []byte("2"), nil); err != nil {
+	if err := b.Set(keyFormat, []byte(fmt.Sprint(format)), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.commit(b, true); err != nil {
@@ -571,17 +587,21 @@ func TestUpgradeFromFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: format: %v", round, err)
 		}
-		if got, want := string(v), "3"; got != want {
+		if got, want := string(v), "4"; got != want {
 			t.Errorf("%s: format = %q, want %q", round, got, want)
 		}
 		closer.Close()
-		if err := checkConsistency(s); err != nil { // reports any t key left
+		if err := checkConsistency(s); err != nil { // reports any t or u key left
 			t.Errorf("%s: %v", round, err)
 		}
 		for _, sess := range sessions {
 			if got, err := s.GetByTokenHash(ctx, sess.TokenHash); err != nil || got.ID != sess.ID {
 				t.Errorf("%s: GetByTokenHash = %v, %v; want %s", round, got, err, sess.ID)
 			}
+		}
+		page, err := s.List(ctx, sessiond.Filter{UserID: "user-1"}, sessiond.Paging{Take: 100, Total: true})
+		if err != nil || page.Total == nil || *page.Total != 17 || len(page.Data) != 17 {
+			t.Errorf("%s: List of user-1 = %+v, %v; want its 17 sessions", round, page, err)
 		}
 		dup := testSession(1000)
 		dup.TokenHash = sessions[7].TokenHash
@@ -810,7 +830,7 @@ func prefill(tb testing.TB, s *Store, n int) {
 		var items []item
 		for i := start; i < min(start+chunk, n); i++ {
 			sess := testSession(i)
-			if _, err := putSession(b, nil, sess); err != nil {
+			if _, err := putSession(b, sess); err != nil {
 				tb.Fatal(err)
 			}
 			items = append(items, itemOf(sess))

@@ -12,7 +12,7 @@ import (
 //
 // It works in three tiers:
 //   - keyOnly: every filter set is enforced exactly by the index walk
-//     (user_id and the open_time range), so each key is a match;
+//     (the open_time range), so each key is a match;
 //   - raw: every filter set is one matchRaw can evaluate on the encoded
 //     record without allocating;
 //   - otherwise each row is decoded and passed to Filter.Match.
@@ -31,14 +31,12 @@ type matcher struct {
 
 func newMatcher(f *sessiond.Filter) *matcher {
 	m := &matcher{f: f}
-	// What the index walk enforces exactly. Now and IdleTimeout are read
-	// only with Active or State.
+	// What the index walk enforces exactly: the open_time range. (A walk
+	// of one user's sessions goes by the user_id's hash, which another's
+	// may share.) Now and IdleTimeout are read only with Active or State.
 	rest := *f
 	rest.FromTime, rest.ToTime = time.Time{}, time.Time{}
 	rest.Now, rest.IdleTimeout = time.Time{}, 0
-	if len(f.UserID) <= maxInlineUser { // longer ones are hashed in keys
-		rest.UserID = ""
-	}
 	m.keyOnly = rest == sessiond.Filter{}
 	// What matchRaw evaluates.
 	rest.UserID, rest.Address, rest.Client, rest.APIKeyID = "", "", "", nil

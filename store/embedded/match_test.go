@@ -20,7 +20,7 @@ func TestListMatchesMemory(t *testing.T) {
 	emb := openTest(t, Options{})
 	mem := memory.New()
 	now, idle := t0.Add(100*time.Hour+17*time.Second), 2*time.Hour
-	longUser := strings.Repeat("u", maxInlineUser+10)
+	longUser := strings.Repeat("u", 300) // longer than format 3 kept in its keys
 	users := []string{"", "alice", "al", "bob", longUser, longUser + "x"}
 	addrs := []string{"10.0.0.1", "10.0.0.2", ""}
 	clients := []string{"web", "Web", "cli"}
@@ -53,6 +53,19 @@ func TestListMatchesMemory(t *testing.T) {
 		}
 	}
 
+	// One user with more sessions than walkUser takes from the index at a
+	// time, with ties in open_time across its pages.
+	for i := range 3*userPage + 17 {
+		open := t0.Add(time.Duration(rng.IntN(40)) * time.Hour)
+		s := &sessiond.Session{ID: fmt.Sprintf("b-%04d", rng.IntN(10000)) + fmt.Sprint(i), UserID: "bob",
+			Active: true, OpenTime: open, RequestTime: open, Client: clients[rng.IntN(len(clients))]}
+		for _, st := range []sessiond.Store{emb, mem} {
+			if err := st.Create(ctx, s); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+		}
+	}
+
 	tr, fa := true, false
 	k1, none := "k1", ""
 	filters := []sessiond.Filter{
@@ -62,6 +75,9 @@ func TestListMatchesMemory(t *testing.T) {
 		{UserID: longUser},
 		{FromTime: t0.Add(20 * time.Hour), ToTime: t0.Add(60 * time.Hour)},
 		{UserID: "bob", FromTime: t0.Add(50 * time.Hour)},
+		{UserID: "bob"},
+		{UserID: "bob", FromTime: t0.Add(10 * time.Hour), ToTime: t0.Add(30 * time.Hour)},
+		{UserID: "bob", Client: "web"},
 		{Address: "10.0.0.1"},
 		{Client: "web"},
 		{APIKeyID: &k1},
@@ -84,6 +100,8 @@ func TestListMatchesMemory(t *testing.T) {
 		{Take: 2},
 		{Skip: 40, Take: 10, Total: true},
 		{Skip: 1000, Take: 10, Total: true},
+		{Skip: userPage - 3, Take: 7, Total: true},
+		{Skip: 2*userPage + 1, Take: userPage + 5},
 		{Take: 0, Total: true},
 	}
 	for i, f := range filters {
@@ -131,8 +149,9 @@ func TestMatcherTiers(t *testing.T) {
 		keyOnly, raw bool
 	}{
 		{"empty", sessiond.Filter{}, true, true},
-		{"user and times", sessiond.Filter{UserID: "u", FromTime: t0, ToTime: t0, Now: t0, IdleTimeout: time.Hour}, true, true},
-		{"long user", sessiond.Filter{UserID: strings.Repeat("u", maxInlineUser+1)}, false, true},
+		{"times", sessiond.Filter{FromTime: t0, ToTime: t0, Now: t0, IdleTimeout: time.Hour}, true, true},
+		{"user and times", sessiond.Filter{UserID: "u", FromTime: t0, ToTime: t0, Now: t0, IdleTimeout: time.Hour}, false, true},
+		{"long user", sessiond.Filter{UserID: strings.Repeat("u", 5000)}, false, true},
 		{"active", sessiond.Filter{Active: &tr}, false, true},
 		{"state, address, client, key", sessiond.Filter{State: "closed", Address: "a", Client: "c", APIKeyID: &key}, false, true},
 		{"search", sessiond.Filter{Search: "x"}, false, false},

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -23,14 +24,21 @@ import (
 // returned. Readers walk a copy-on-write snapshot (btree Clone costs O(1))
 // and so never hold writers up.
 //
+// A second B-tree, users, holds the sessions that have a user_id in the
+// order List walks one user's sessions: by the 64-bit hash of the user_id,
+// then newest open_time first, then by id. It replaced the user index keys
+// pebble held up to format 3, which were half of the keys every Create
+// inserted into pebble's memtable (see docs/design.md, "In memory").
+//
 // It also holds the 64-bit hash of every session id, so that Create's id
 // check reads pebble only when the hash is taken, and maps the 64-bit hash
 // of every token hash to the ids of the sessions with it, so that the token
 // needs no index in pebble (see tokenCandidates). Both are complete: a hash
 // that several sessions share is kept once per session.
 type memIndex struct {
-	mu   sync.RWMutex
-	tree *btree.BTreeG[item]
+	mu    sync.RWMutex
+	tree  *btree.BTreeG[item]
+	users *btree.BTreeG[userItem]
 
 	seed maphash.Seed
 	// ids holds the hash of every session id; idsShared counts, for a
@@ -52,6 +60,9 @@ type stamp struct {
 
 func stampOf(t time.Time) stamp { return stamp{t.Unix(), int32(t.Nanosecond())} }
 
+// maxStamp is later than any instant.
+var maxStamp = stamp{math.MaxInt64, math.MaxInt32}
+
 func (a stamp) time() time.Time { return time.Unix(a.sec, int64(a.nsec)).UTC() }
 
 func (a stamp) compare(b stamp) int {
@@ -71,10 +82,45 @@ func (a stamp) compare(b stamp) int {
 // item is one session in memIndex: about 100 bytes with its id.
 type item struct {
 	id     string
+	user   uint64 // userHash of the user_id; 0 for none
 	open   stamp
 	last   stamp // request_time while active, close_time after
 	expire stamp
 	active bool
+}
+
+// userItem is one session with a user_id in memIndex.users: 40 bytes, the
+// id shared with its item. It holds the user_id's hash, not the user_id:
+// List compares each session's user_id (see matcher).
+type userItem struct {
+	user uint64 // userHash of the user_id
+	open stamp
+	id   string
+}
+
+// userSeed seeds userHash. The index is rebuilt at every start, so the
+// seed need not last longer than the process.
+var userSeed = maphash.MakeSeed()
+
+// userHash returns the hash of a user_id in the index: never 0, which
+// stands for none. userHashBytes is the same for a user_id in a record.
+func userHash(user string) uint64 { return max(maphash.String(userSeed, user), 1) }
+
+func userHashBytes(user []byte) uint64 { return max(maphash.Bytes(userSeed, user), 1) }
+
+func userItemOf(it item) userItem { return userItem{user: it.user, open: it.open, id: it.id} }
+
+// userLess is the order of memIndex.users: by user hash, then in List
+// order. Sessions of two users whose hashes collide interleave; the walk
+// compares the user_id.
+func userLess(a, b userItem) bool {
+	if a.user != b.user {
+		return a.user < b.user
+	}
+	if c := a.open.compare(b.open); c != 0 {
+		return c > 0
+	}
+	return a.id < b.id
 }
 
 // itemLess is List order.
@@ -87,6 +133,9 @@ func itemLess(a, b item) bool {
 
 func itemOf(s *sessiond.Session) item {
 	it := item{id: s.ID, open: stampOf(s.OpenTime), expire: stampOf(s.ExpireTime), active: s.Active}
+	if s.UserID != "" {
+		it.user = userHash(s.UserID)
+	}
 	if s.Active {
 		it.last = stampOf(s.RequestTime)
 	} else {
@@ -96,9 +145,14 @@ func itemOf(s *sessiond.Session) item {
 }
 
 // itemOfRecord reads the item of session id from its record's fixed
-// header, without decoding the rest.
+// header and its first field (user_id), without decoding the rest.
 func itemOfRecord(id string, v []byte) (item, bool) {
 	if len(v) < offVar || v[0] != recordV1 {
+		return item{}, false
+	}
+	r := fieldReader{b: v, off: offVar}
+	start, end := r.next()
+	if r.err != nil {
 		return item{}, false
 	}
 	s := sessiond.Session{
@@ -109,7 +163,11 @@ func itemOfRecord(id string, v []byte) (item, bool) {
 		CloseTime:   getTime(v[offClose:]),
 		ExpireTime:  getTime(v[offExpire:]),
 	}
-	return itemOf(&s), true
+	it := itemOf(&s)
+	if end > start {
+		it.user = userHashBytes(v[start:end])
+	}
+	return it, true
 }
 
 // dead reports whether the item is an active session dead at now for the
@@ -127,6 +185,7 @@ const btreeDegree = 32
 func newMemIndex(seed maphash.Seed) *memIndex {
 	return &memIndex{
 		tree:       btree.NewG(btreeDegree, itemLess),
+		users:      btree.NewG(btreeDegree, userLess),
 		seed:       seed,
 		ids:        map[uint64]struct{}{},
 		idsShared:  map[uint64]int{},
@@ -258,6 +317,9 @@ func (m *memIndex) removeToken(h uint64, id string) {
 // caller holds mu.
 func (m *memIndex) add(it item, token []byte) {
 	m.tree.ReplaceOrInsert(it)
+	if it.user != 0 {
+		m.users.ReplaceOrInsert(userItemOf(it))
+	}
 	m.addID(m.idHash(it.id))
 	if len(token) > 0 {
 		m.addToken(m.tokenHash(token), it.id)
@@ -268,6 +330,9 @@ func (m *memIndex) add(it item, token []byte) {
 // caller holds mu.
 func (m *memIndex) drop(it item, token []byte) {
 	m.tree.Delete(it)
+	if it.user != 0 {
+		m.users.Delete(userItemOf(it))
+	}
 	m.removeID(m.idHash(it.id))
 	if len(token) > 0 {
 		m.removeToken(m.tokenHash(token), it.id)
@@ -281,6 +346,14 @@ func (m *memIndex) replace(old, next item) {
 		m.tree.Delete(old)
 	}
 	m.tree.ReplaceOrInsert(next)
+	if old.user != next.user || old.open != next.open {
+		if old.user != 0 {
+			m.users.Delete(userItemOf(old))
+		}
+		if next.user != 0 {
+			m.users.ReplaceOrInsert(userItemOf(next))
+		}
+	}
 }
 
 // update runs fn under the lock.
@@ -295,4 +368,28 @@ func (m *memIndex) snapshot() *btree.BTreeG[item] {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.tree.Clone()
+}
+
+// userSessions appends to dst, and returns, up to n sessions whose
+// user_id has the hash of user, in List order, starting after the session
+// at (open, id) when after is true and otherwise with the newest opened at
+// or before open. Another user's sessions may share the hash: the caller
+// compares the user_id. It walks a user's sessions a page of these at a
+// time, each under the read lock for a moment only, rather than holding it
+// (or a snapshot, whose copies writers would pay for) while it reads the
+// records.
+func (m *memIndex) userSessions(dst []userItem, user string, open stamp, id string, after bool, n int) []userItem {
+	pivot := userItem{user: userHash(user), open: open, id: id}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	m.users.AscendGreaterOrEqual(pivot, func(u userItem) bool {
+		if u.user != pivot.user {
+			return false
+		}
+		if !after || u.open != open || u.id != id {
+			dst = append(dst, u)
+		}
+		return len(dst) < n
+	})
+	return dst
 }

@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
-	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"sessiond"
 )
 
-// List walks, newest first and within [FromTime, ToTime]:
-//   - the user index in pebble when the filter names a user;
-//   - otherwise a snapshot of the in-memory index;
+// List walks, newest first and within [FromTime, ToTime], the in-memory
+// index: its sessions of the user when the filter names one, else all;
 //
 // and checks the other filters on each session (see matcher); only the
 // sessions of the page are decoded, and without Total the walk stops at
@@ -70,13 +68,14 @@ func (c *collector) add(id []byte) (bool, error) {
 		c.total++
 		return c.all || len(c.data) < c.take, nil
 	}
-	v, closer, err := c.s.db.Get(sessionKey(string(id)))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return true, nil // deleted since the walk began
-	} else if err != nil {
-		return false, sessiond.Internal(err)
+	v, release, err := c.s.record(string(id))
+	if err != nil {
+		return false, err
 	}
-	defer closer.Close()
+	if v == nil {
+		return true, nil // deleted since the walk began
+	}
+	defer release()
 	match, sess, err := c.m.match(id, v)
 	if err != nil || !match {
 		return err == nil, err
@@ -93,41 +92,37 @@ func (c *collector) add(id []byte) (bool, error) {
 	return c.all || len(c.data) < c.take, nil
 }
 
-// walkUser walks the user index of f.UserID, whose keys are in List order.
+// walkUser walks the sessions of f.UserID in the in-memory index, in List
+// order, userPage at a time.
 func (s *Store) walkUser(f *sessiond.Filter, c *collector) error {
-	prefix := userPrefix(f.UserID)
-	lower := prefix
+	hasFrom, from := !f.FromTime.IsZero(), stampOf(f.FromTime)
+	open, id, after := maxStamp, "", false
 	if !f.ToTime.IsZero() {
-		lower = appendRevTime(bytes.Clone(prefix), f.ToTime)
+		open = stampOf(f.ToTime) // the newest opened at or before ToTime first
 	}
-	upper := successor(prefix)
-	if !f.FromTime.IsZero() {
-		upper = successor(appendRevTime(bytes.Clone(prefix), f.FromTime))
-	}
-	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return sessiond.Internal(err)
-	}
-	idAt := len(prefix) + timeLen
-	for iter.First(); iter.Valid(); iter.Next() {
-		k := iter.Key()
-		if len(k) < idAt {
-			continue // cannot happen: every key ends with a time and an id
+	var page []userItem
+	for {
+		page = s.mem.userSessions(page[:0], f.UserID, open, id, after, userPage)
+		for _, u := range page {
+			if hasFrom && u.open.compare(from) < 0 {
+				return nil
+			}
+			more, err := c.add([]byte(u.id))
+			if err != nil || !more {
+				return err
+			}
 		}
-		more, err := c.add(k[idAt:])
-		if err != nil {
-			iter.Close()
-			return err
+		if len(page) < userPage {
+			return nil
 		}
-		if !more {
-			break
-		}
+		last := page[len(page)-1]
+		open, id, after = last.open, last.id, true
 	}
-	if err := iter.Close(); err != nil {
-		return sessiond.Internal(err)
-	}
-	return nil
 }
+
+// userPage is how many of a user's sessions walkUser takes from the
+// in-memory index at a time.
+const userPage = 256
 
 // walkOpen walks a snapshot of the in-memory index, which is in List order.
 func (s *Store) walkOpen(f *sessiond.Filter, c *collector) error {

@@ -74,39 +74,25 @@ func (s *Store) findToken(hash []byte) (*sessiond.Session, error) {
 	return nil, nil
 }
 
-// putSession adds to b the record of next, which replaces old (nil for a
-// new session), and moves its user index entry if it changed. It returns
-// the session cache's entry for the record.
-func putSession(b *pebble.Batch, old, next *sessiond.Session) ([]byte, error) {
+// putSession adds to b the record of next, new or replacing the stored
+// one. It returns the session cache's entry for the record.
+func putSession(b *pebble.Batch, next *sessiond.Session) ([]byte, error) {
 	e := entryPrefix(next.ID, sessionSize(next))
 	n := len(e)
 	e = encodeSession(e, next)
-	err := b.Set(sessionKey(next.ID), e[n:], nil)
-	if from, to := userIndexKey(old), userIndexKey(next); !bytes.Equal(from, to) {
-		if from != nil {
-			err = errors.Join(err, b.Delete(from, nil))
-		}
-		if to != nil {
-			err = errors.Join(err, b.Set(to, nil, nil))
-		}
-	}
-	return e, err
+	return e, b.Set(sessionKey(next.ID), e[n:], nil)
 }
 
-// removeSession adds to b the deletion of old and its index entries.
+// removeSession adds to b the deletion of old.
 func removeSession(b *pebble.Batch, old *sessiond.Session) error {
-	err := b.Delete(sessionKey(old.ID), nil)
-	if k := userIndexKey(old); k != nil {
-		err = errors.Join(err, b.Delete(k, nil))
-	}
-	return err
+	return b.Delete(sessionKey(old.ID), nil)
 }
 
 // Create stores a new session. ECONFLICT if the id or the token hash
 // exists; EINVALID if the id is empty or longer than 1024 bytes, or the
 // token hash is longer than 1024 bytes.
 //
-// It writes the record and, with a user_id, a user index key. Its
+// It writes one key, the record (the user index is in memory). Its
 // uniqueness checks ask the in-memory index, and read pebble only when the
 // 64-bit hash of the id, or of the token hash, is already taken. The id's
 // lock is held from those checks to the commit, and so is the token
@@ -125,7 +111,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	defer s.exit()
 
 	b := s.db.NewBatch()
-	entry, err := putSession(b, nil, sess)
+	entry, err := putSession(b, sess)
 	if err != nil {
 		b.Close()
 		return sessiond.Internal(err)
@@ -239,7 +225,7 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 	}
 	next.ID, next.TokenHash = cur.ID, cur.TokenHash
 	b := s.db.NewBatch()
-	entry, err := putSession(b, cur, next)
+	entry, err := putSession(b, next)
 	if err != nil {
 		b.Close()
 		return nil, sessiond.Internal(err)
@@ -394,8 +380,9 @@ func (s *Store) touchChunk(touches []sessiond.Touch) (int, error) {
 }
 
 // record returns the stored record of session id, or nil, and the function
-// that releases it: from the cache when it is there, else from pebble. The
-// caller holds the session's lock.
+// that releases it: from the cache when it is there, else from pebble.
+// Read-modify-writes call it holding the session's lock; List, which is no
+// snapshot, without.
 func (s *Store) record(id string) ([]byte, func(), error) {
 	if rec := s.cache.record(id); rec != nil {
 		return rec, func() {}, nil
@@ -506,7 +493,7 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 			err = removeSession(b, cur)
 			c.token = cur.TokenHash
 		} else {
-			_, err = putSession(b, cur, next)
+			_, err = putSession(b, next)
 			it := itemOf(next)
 			c.next = &it
 		}
