@@ -637,7 +637,10 @@ func TestConcurrentMixedWriters(t *testing.T) {
 						x.OpenTime = x.OpenTime.Add(time.Second)
 						return nil
 					})
-					if err != nil {
+					// The sweeper may have closed and purged the session
+					// already (it expires at t0 when i%3 == 0): not found is
+					// an answer here, any other error is not.
+					if err != nil && sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
 						t.Errorf("Update: %v", err)
 					}
 				}
@@ -645,7 +648,7 @@ func TestConcurrentMixedWriters(t *testing.T) {
 					t.Errorf("Touch: %v", err)
 				}
 				if i%7 == 0 {
-					if _, err := s.Delete(ctx, sess.ID); err != nil {
+					if _, err := s.Delete(ctx, sess.ID); err != nil && sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
 						t.Errorf("Delete: %v", err)
 					}
 				}
