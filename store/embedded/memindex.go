@@ -372,13 +372,13 @@ func (m *memIndex) snapshot() *btree.BTreeG[item] {
 
 // userSessions appends to dst, and returns, up to n sessions whose
 // user_id has the hash of user, in List order, starting after the session
-// at (open, id) when after is true and otherwise with the newest opened at
-// or before open. Another user's sessions may share the hash: the caller
-// compares the user_id. It walks a user's sessions a page of these at a
+// at (open, id), or with an empty id with the newest opened at or before
+// open. Another user's sessions may share the hash: the caller compares
+// the user_id. It walks a user's sessions a page of these at a
 // time, each under the read lock for a moment only, rather than holding it
 // (or a snapshot, whose copies writers would pay for) while it reads the
 // records.
-func (m *memIndex) userSessions(dst []userItem, user string, open stamp, id string, after bool, n int) []userItem {
+func (m *memIndex) userSessions(dst []userItem, user string, open stamp, id string, n int) []userItem {
 	pivot := userItem{user: userHash(user), open: open, id: id}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -386,7 +386,7 @@ func (m *memIndex) userSessions(dst []userItem, user string, open stamp, id stri
 		if u.user != pivot.user {
 			return false
 		}
-		if !after || u.open != open || u.id != id {
+		if u.open != open || u.id != id { // ids are never empty
 			dst = append(dst, u)
 		}
 		return len(dst) < n

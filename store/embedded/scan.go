@@ -96,13 +96,13 @@ func (c *collector) add(id []byte) (bool, error) {
 // order, userPage at a time.
 func (s *Store) walkUser(f *sessiond.Filter, c *collector) error {
 	hasFrom, from := !f.FromTime.IsZero(), stampOf(f.FromTime)
-	open, id, after := maxStamp, "", false
+	open, id := maxStamp, ""
 	if !f.ToTime.IsZero() {
 		open = stampOf(f.ToTime) // the newest opened at or before ToTime first
 	}
 	var page []userItem
 	for {
-		page = s.mem.userSessions(page[:0], f.UserID, open, id, after, userPage)
+		page = s.mem.userSessions(page[:0], f.UserID, open, id, userPage)
 		for _, u := range page {
 			if hasFrom && u.open.compare(from) < 0 {
 				return nil
@@ -116,7 +116,7 @@ func (s *Store) walkUser(f *sessiond.Filter, c *collector) error {
 			return nil
 		}
 		last := page[len(page)-1]
-		open, id, after = last.open, last.id, true
+		open, id = last.open, last.id
 	}
 }
 

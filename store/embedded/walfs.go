@@ -166,32 +166,33 @@ func (f *walFile) extend() {
 	f.zeroed += walZeroChunk
 }
 
-func (f *walFile) SyncData() error {
+// beforeSync hands the buffered writes to the kernel and returns what a
+// sync must report instead of syncing: a failed write of the buffer, or
+// the failed sync of an extension.
+func (f *walFile) beforeSync() error {
 	if err := f.flush(); err != nil {
 		return err
 	}
-	if f.syncErr != nil {
-		return f.syncErr
+	return f.syncErr
+}
+
+func (f *walFile) SyncData() error {
+	if err := f.beforeSync(); err != nil {
+		return err
 	}
 	return f.File.SyncData()
 }
 
 func (f *walFile) Sync() error {
-	if err := f.flush(); err != nil {
+	if err := f.beforeSync(); err != nil {
 		return err
-	}
-	if f.syncErr != nil {
-		return f.syncErr
 	}
 	return f.File.Sync()
 }
 
 func (f *walFile) SyncTo(length int64) (fullSync bool, err error) {
-	if err := f.flush(); err != nil {
+	if err := f.beforeSync(); err != nil {
 		return false, err
-	}
-	if f.syncErr != nil {
-		return false, f.syncErr
 	}
 	return f.File.SyncTo(length)
 }
