@@ -41,13 +41,17 @@ func (s *Store) isClosed() bool {
 // stored sessions imply, and that no key of an unknown kind (nor of the
 // token index of format 2) is stored. Call it with no write running.
 func checkConsistency(s *Store) error {
+	type userKey struct {
+		user uint64
+		userEntry
+	}
 	iter, err := s.db.NewIter(nil)
 	if err != nil {
 		return err
 	}
 	defer iter.Close()
 	var (
-		users  = map[userItem]bool{} // user items the sessions imply
+		users  = map[userKey]bool{} // user entries the sessions imply
 		stored = map[string]*sessiond.Session{}
 		items  = map[item]bool{}
 		ids    = map[uint64]int{}      // sessions per id hash
@@ -68,7 +72,8 @@ func checkConsistency(s *Store) error {
 				return err
 			}
 			if sess.UserID != "" {
-				users[userItemOf(itemOf(sess))] = true
+				it := itemOf(sess)
+				users[userKey{it.user, it.userEntry()}] = true
 			}
 			ids[s.mem.idHash(sess.ID)]++
 			if len(sess.TokenHash) > 0 {
@@ -89,12 +94,12 @@ func checkConsistency(s *Store) error {
 		return err
 	}
 	s.mem.mu.RLock()
-	s.mem.users.Ascend(func(u userItem) bool {
+	s.mem.users.each(func(user uint64, e userEntry) {
+		u := userKey{user, e}
 		if !users[u] {
-			errs = append(errs, fmt.Errorf("in-memory user index: stray or stale item %+v", u))
+			errs = append(errs, fmt.Errorf("in-memory user index: stray or stale entry %+v", u))
 		}
 		delete(users, u)
-		return true
 	})
 	s.mem.mu.RUnlock()
 	for u := range users {
@@ -237,19 +242,21 @@ func TestCheckConsistencyCatches(t *testing.T) {
 			return s.db.Set(legacyUserKey(sess), nil, nil)
 		}},
 		{"missing user item", func(s *Store) error {
-			s.mem.update(func(m *memIndex) { m.users.Delete(userItemOf(itemOf(sess))) })
+			it := itemOf(sess)
+			s.mem.update(func(m *memIndex) { m.users.remove(it.user, it.userEntry()) })
 			return nil
 		}},
 		{"stray user item", func(s *Store) error {
-			s.mem.update(func(m *memIndex) { m.users.ReplaceOrInsert(userItemOf(itemOf(testSession(2)))) })
+			it := itemOf(testSession(2))
+			s.mem.update(func(m *memIndex) { m.users.add(it.user, it.userEntry()) })
 			return nil
 		}},
 		{"stale user item", func(s *Store) error {
 			s.mem.update(func(m *memIndex) {
 				it := itemOf(sess)
-				m.users.Delete(userItemOf(it))
+				m.users.remove(it.user, it.userEntry())
 				it.open = stampOf(sess.OpenTime.Add(time.Second))
-				m.users.ReplaceOrInsert(userItemOf(it))
+				m.users.add(it.user, it.userEntry())
 			})
 			return nil
 		}},

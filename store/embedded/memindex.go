@@ -24,11 +24,10 @@ import (
 // returned. Readers walk a copy-on-write snapshot (btree Clone costs O(1))
 // and so never hold writers up.
 //
-// A second B-tree, users, holds the sessions that have a user_id in the
-// order List walks one user's sessions: by the 64-bit hash of the user_id,
-// then newest open_time first, then by id. It replaced the user index keys
-// pebble held up to format 3, which were half of the keys every Create
-// inserted into pebble's memtable (see docs/design.md, "In memory").
+// users holds, by the hash of the user_id, the sessions that have one,
+// each user's in List order (see userIndex). It replaced the user index
+// keys pebble held up to format 3, which were half of the keys every
+// Create inserted into pebble's memtable (see docs/design.md, "In memory").
 //
 // It also holds the 64-bit hash of every session id, so that Create's id
 // check reads pebble only when the hash is taken, and maps the 64-bit hash
@@ -38,7 +37,7 @@ import (
 type memIndex struct {
 	mu    sync.RWMutex
 	tree  *btree.BTreeG[item]
-	users *btree.BTreeG[userItem]
+	users userIndex
 
 	seed maphash.Seed
 	// ids holds the hash of every session id; idsShared counts, for a
@@ -89,15 +88,6 @@ type item struct {
 	active bool
 }
 
-// userItem is one session with a user_id in memIndex.users: 40 bytes, the
-// id shared with its item. It holds the user_id's hash, not the user_id:
-// List compares each session's user_id (see matcher).
-type userItem struct {
-	user uint64 // userHash of the user_id
-	open stamp
-	id   string
-}
-
 // userSeed seeds userHash. The index is rebuilt at every start, so the
 // seed need not last longer than the process.
 var userSeed = maphash.MakeSeed()
@@ -108,20 +98,7 @@ func userHash(user string) uint64 { return max(maphash.String(userSeed, user), 1
 
 func userHashBytes(user []byte) uint64 { return max(maphash.Bytes(userSeed, user), 1) }
 
-func userItemOf(it item) userItem { return userItem{user: it.user, open: it.open, id: it.id} }
-
-// userLess is the order of memIndex.users: by user hash, then in List
-// order. Sessions of two users whose hashes collide interleave; the walk
-// compares the user_id.
-func userLess(a, b userItem) bool {
-	if a.user != b.user {
-		return a.user < b.user
-	}
-	if c := a.open.compare(b.open); c != 0 {
-		return c > 0
-	}
-	return a.id < b.id
-}
+func (it item) userEntry() userEntry { return userEntry{open: it.open, id: it.id} }
 
 // itemLess is List order.
 func itemLess(a, b item) bool {
@@ -185,7 +162,7 @@ const btreeDegree = 32
 func newMemIndex(seed maphash.Seed) *memIndex {
 	return &memIndex{
 		tree:       btree.NewG(btreeDegree, itemLess),
-		users:      btree.NewG(btreeDegree, userLess),
+		users:      userIndex{},
 		seed:       seed,
 		ids:        map[uint64]struct{}{},
 		idsShared:  map[uint64]int{},
@@ -318,7 +295,7 @@ func (m *memIndex) removeToken(h uint64, id string) {
 func (m *memIndex) add(it item, token []byte) {
 	m.tree.ReplaceOrInsert(it)
 	if it.user != 0 {
-		m.users.ReplaceOrInsert(userItemOf(it))
+		m.users.add(it.user, it.userEntry())
 	}
 	m.addID(m.idHash(it.id))
 	if len(token) > 0 {
@@ -331,7 +308,7 @@ func (m *memIndex) add(it item, token []byte) {
 func (m *memIndex) drop(it item, token []byte) {
 	m.tree.Delete(it)
 	if it.user != 0 {
-		m.users.Delete(userItemOf(it))
+		m.users.remove(it.user, it.userEntry())
 	}
 	m.removeID(m.idHash(it.id))
 	if len(token) > 0 {
@@ -348,10 +325,10 @@ func (m *memIndex) replace(old, next item) {
 	m.tree.ReplaceOrInsert(next)
 	if old.user != next.user || old.open != next.open {
 		if old.user != 0 {
-			m.users.Delete(userItemOf(old))
+			m.users.remove(old.user, old.userEntry())
 		}
 		if next.user != 0 {
-			m.users.ReplaceOrInsert(userItemOf(next))
+			m.users.add(next.user, next.userEntry())
 		}
 	}
 }
@@ -378,18 +355,8 @@ func (m *memIndex) snapshot() *btree.BTreeG[item] {
 // time, each under the read lock for a moment only, rather than holding it
 // (or a snapshot, whose copies writers would pay for) while it reads the
 // records.
-func (m *memIndex) userSessions(dst []userItem, user string, open stamp, id string, n int) []userItem {
-	pivot := userItem{user: userHash(user), open: open, id: id}
+func (m *memIndex) userSessions(dst []userEntry, user string, open stamp, id string, n int) []userEntry {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	m.users.AscendGreaterOrEqual(pivot, func(u userItem) bool {
-		if u.user != pivot.user {
-			return false
-		}
-		if u.open != open || u.id != id { // ids are never empty
-			dst = append(dst, u)
-		}
-		return len(dst) < n
-	})
-	return dst
+	return m.users.after(dst, userHash(user), userEntry{open: open, id: id}, n)
 }

@@ -34,8 +34,7 @@ func TestListUserCollidingHash(t *testing.T) {
 			// Make mallory's session collide with alice: index it under
 			// alice's hash as well.
 			it := itemOf(sess)
-			it.user = userHash("alice")
-			s.mem.update(func(m *memIndex) { m.users.ReplaceOrInsert(userItemOf(it)) })
+			s.mem.update(func(m *memIndex) { m.users.add(userHash("alice"), it.userEntry()) })
 		}
 	}
 	for _, p := range []sessiond.Paging{{Take: 100, Total: true}, {Take: 2}, {Skip: 1, Take: 1, Total: true}} {

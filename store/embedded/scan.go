@@ -100,7 +100,7 @@ func (s *Store) walkUser(f *sessiond.Filter, c *collector) error {
 	if !f.ToTime.IsZero() {
 		open = stampOf(f.ToTime) // the newest opened at or before ToTime first
 	}
-	var page []userItem
+	var page []userEntry
 	for {
 		page = s.mem.userSessions(page[:0], f.UserID, open, id, userPage)
 		for _, u := range page {
