@@ -49,8 +49,9 @@ func TestUserIndexModel(t *testing.T) {
 			t.Fatalf("step %d: %d users indexed, want %d", step, len(x), len(model))
 		}
 	}
-	wasTree, back := map[uint64]bool{}, map[uint64]bool{} // users whose set was a B-tree, and a slice again after
-	emptied := 0 // removes that left a user with none
+	// Users whose set was a B-tree, users whose set was a slice again after
+	// that, and removes that left a user with no sessions.
+	wasTree, back, emptied := map[uint64]bool{}, map[uint64]bool{}, 0
 	for step := range 30000 {
 		user := uint64(1 + rng.IntN(3))
 		es := model[user]
