@@ -100,6 +100,9 @@ func (x userIndex) remove(user uint64, e userEntry) {
 		}
 	} else if i, found := slices.BinarySearchFunc(s.list, e, revCmp); found {
 		s.list = slices.Delete(s.list, i, i+1)
+		if c := cap(s.list); c > 16 && len(s.list) <= c/4 {
+			s.list = slices.Clone(s.list) // give back what a user no longer needs
+		}
 	}
 	if len(s.list) == 0 && s.tree == nil {
 		delete(x, user)

@@ -45,6 +45,11 @@ func TestUserIndexModel(t *testing.T) {
 				}
 			}
 		}
+		for user, set := range x {
+			if c := cap(set.list); c > 16 && len(set.list) <= c/4 {
+				t.Fatalf("step %d, user %d: %d entries hold a slice of %d", step, user, len(set.list), c)
+			}
+		}
 		if len(x) != len(model) {
 			t.Fatalf("step %d: %d users indexed, want %d", step, len(x), len(model))
 		}
