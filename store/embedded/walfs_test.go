@@ -11,21 +11,27 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// TestWALFileZeroAhead writes a WAL file through walFS in pieces of many
-// sizes and checks, after every write, that the file on disk is already as
-// long as what has been written, in whole chunks, and at the end that it
-// holds the data followed by nothing but zeros.
-func TestWALFileZeroAhead(t *testing.T) {
-	dir := t.TempDir()
-	fs := walFS{vfs.Default}
-	name := filepath.Join(dir, "000007.log")
-	f, err := fs.Create(name, "test")
+// createWAL creates the log file base in a new directory through walFS,
+// checks that walFS wrapped it, and returns it with its path.
+func createWAL(t *testing.T, base string) (vfs.File, string) {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), base)
+	f, err := walFS{vfs.Default}.Create(name, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.(*walFile); !ok {
 		t.Fatalf("a WAL file is not a walFile but a %T", f)
 	}
+	return f, name
+}
+
+// TestWALFileZeroAhead writes a WAL file through walFS in pieces of many
+// sizes and checks, after every write, that the file on disk is already as
+// long as what has been written, in whole chunks, and at the end that it
+// holds the data followed by nothing but zeros.
+func TestWALFileZeroAhead(t *testing.T) {
+	f, name := createWAL(t, "000007.log")
 	r := rand.New(rand.NewPCG(1, 2))
 	var data []byte
 	for len(data) < 2*walZeroChunk+walZeroChunk/2 {
@@ -190,13 +196,7 @@ func TestStoreWALZeroedAhead(t *testing.T) {
 // at the next sync, at close, or at once when the buffer would overflow,
 // always in order and at the offsets written.
 func TestWALFileBuffersUntilSync(t *testing.T) {
-	dir := t.TempDir()
-	fs := walFS{vfs.Default}
-	name := filepath.Join(dir, "000011.log")
-	f, err := fs.Create(name, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, name := createWAL(t, "000011.log")
 	var data []byte
 	write := func(p []byte) {
 		t.Helper()
