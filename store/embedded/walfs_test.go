@@ -26,6 +26,19 @@ func createWAL(t *testing.T, base string) (vfs.File, string) {
 	return f, name
 }
 
+// createPlain creates a file named base in a temporary directory on the
+// default file system, without walFS's wrapping, for a test to wrap itself;
+// it is closed when the test ends.
+func createPlain(t *testing.T, base string) vfs.File {
+	t.Helper()
+	f, err := vfs.Default.Create(filepath.Join(t.TempDir(), base), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // TestWALFileZeroAhead writes a WAL file through walFS in pieces of many
 // sizes and checks, after every write, that the file on disk is already as
 // long as what has been written, in whole chunks, and at the end that it
@@ -141,12 +154,7 @@ func (f *failingSync) SyncData() error {
 // reported to pebble's later syncs, which the kernel would not report it
 // to again, and that writes go on without extending.
 func TestWALFileSyncErrorSticks(t *testing.T) {
-	dir := t.TempDir()
-	inner, err := vfs.Default.Create(filepath.Join(dir, "000004.log"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Close()
+	inner := createPlain(t, "000004.log")
 	f := newWALFile(&failingSync{File: inner})
 	if _, err := f.Write([]byte("data")); err != nil {
 		t.Fatal(err)
@@ -259,12 +267,7 @@ func (failingWrite) Write(p []byte) (int, error) { return 0, errDiskFull }
 // reported by the sync that made it and by every later call: what pebble
 // wrote after the lost bytes must not be taken as durable.
 func TestWALFileWriteErrorSticks(t *testing.T) {
-	dir := t.TempDir()
-	inner, err := vfs.Default.Create(filepath.Join(dir, "000012.log"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Close()
+	inner := createPlain(t, "000012.log")
 	f := newWALFile(failingWrite{inner})
 	if _, err := f.Write([]byte("record")); err != nil {
 		t.Fatalf("a buffered write failed: %v", err)
