@@ -529,9 +529,6 @@ func TestTokenMapCollisions(t *testing.T) {
 	}
 }
 
-// TestUpgradeFromFormat2 opens a store of format 2, which kept a token
-// index in pebble: Open deletes the index, writes format 3, and tokens are
-// still found and still unique.
 // TestUpgrade opens stores of formats 2 and 3, as they were written (a
 // token index in pebble in 2, a user index in both), and checks that the
 // upgrade leaves format 4 with no key of either index, and sessions found
