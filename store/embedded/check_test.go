@@ -71,8 +71,8 @@ func checkConsistency(s *Store) error {
 			if err != nil {
 				return err
 			}
-			if sess.UserID != "" {
-				it := itemOf(sess)
+			it := itemOf(sess)
+			if it.user != 0 {
 				users[userKey{it.user, it.userEntry()}] = true
 			}
 			ids[s.mem.idHash(sess.ID)]++
@@ -80,7 +80,7 @@ func checkConsistency(s *Store) error {
 				h := s.mem.tokenHash(sess.TokenHash)
 				tokens[h] = append(tokens[h], sess.ID)
 			}
-			items[itemOf(sess)] = true
+			items[it] = true
 			stored[sess.ID] = sess
 		case kindLegacyUser:
 			errs = append(errs, fmt.Errorf("user index key of format 3 %x", k))
