@@ -17,6 +17,7 @@ const (
 	ETOOLARGE     = "too_large"    // body or quota limit exceeded
 	EUNAVAILABLE  = "unavailable"  // upstream or store unreachable
 	ETIMEOUT      = "timeout"      // upstream or store timed out
+	ETOOMANY      = "too_many"     // too many failures or requests; Details["retry_after"] is whole seconds
 	EINTERNAL     = "internal"     // anything else; message is generic
 )
 

@@ -28,6 +28,8 @@ func StatusOf(code string) int {
 		return http.StatusServiceUnavailable
 	case sessiond.ETIMEOUT:
 		return http.StatusGatewayTimeout
+	case sessiond.ETOOMANY:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
