@@ -5,17 +5,22 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"sessiond/gateway"
 )
 
 // Config is everything `sessiond serve` can be told.
@@ -23,8 +28,8 @@ type Config struct {
 	Listen      string `yaml:"listen"`
 	AdminListen string `yaml:"admin-listen"`
 	DataDir     string `yaml:"data-dir"`
-	// Store selects the engine: "embedded" (default, under DataDir),
-	// "memory", or a postgres:// or redis:// URL.
+	// Store selects the engine: "embedded" (default, under DataDir) or
+	// "memory". Postgres and Redis engines are not built yet.
 	Store   string   `yaml:"store"`
 	Gateway []string `yaml:"gateway"`
 
@@ -54,6 +59,26 @@ type Config struct {
 
 	LogLevel  string `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
+
+	// InternalListen, when set, serves the trusted Pip.Services APIs
+	// (commandable and REST) there instead of on Listen (SPEC section 2).
+	InternalListen string `yaml:"internal-listen"`
+	// AllowPublicTrustedAPIs lets the trusted APIs be served on a
+	// non-loopback public listener; sessiond warns at every start.
+	AllowPublicTrustedAPIs bool `yaml:"allow-public-trusted-apis"`
+
+	// Certificate and key files (PEM) per listener; with both set the
+	// listener serves TLS. Reloaded on SIGHUP.
+	TLSCert         string `yaml:"tls-cert"`
+	TLSKey          string `yaml:"tls-key"`
+	InternalTLSCert string `yaml:"internal-tls-cert"`
+	InternalTLSKey  string `yaml:"internal-tls-key"`
+	AdminTLSCert    string `yaml:"admin-tls-cert"`
+	AdminTLSKey     string `yaml:"admin-tls-key"`
+
+	// DrainTimeout bounds a graceful stop: draining requests, flushing
+	// pending writes and closing the store.
+	DrainTimeout time.Duration `yaml:"drain-timeout"`
 }
 
 // Default returns the configuration that zero flags give.
@@ -82,6 +107,7 @@ func Default() Config {
 		HeaderSessionDir: "Xdata-Session-Dir",
 		LogLevel:         "info",
 		LogFormat:        "text",
+		DrainTimeout:     15 * time.Second,
 	}
 }
 
@@ -122,28 +148,39 @@ func (b bytesValue) Set(v string) error {
 	return nil
 }
 
-// ParseBytes parses a byte size: a plain number or one with a unit
-// (B, KB, MB, GB, KiB, MiB, GiB; case-insensitive).
+// ParseBytes parses a byte size: a non-negative integer, optionally
+// followed by a unit, case-insensitive and with optional space between:
+// B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of
+// 1024). Fractions, exponents, signs, other text and sizes beyond 2^63-1
+// bytes are errors. Flags, environment variables and YAML all use it.
 func ParseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000}, {"b", 1}}
-	lower := strings.ToLower(s)
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(lower, u.suffix) {
-			mult = u.mult
-			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
-			break
-		}
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && '0' <= t[i] && t[i] <= '9' {
+		i++
 	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
+	if i == 0 {
+		return 0, fmt.Errorf("invalid size %q: want a whole number of bytes with an optional unit, e.g. 65536 or 64KiB", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	unit := strings.TrimLeft(t[i:], " ")
+	mult, ok := sizeUnits[strings.ToLower(unit)]
+	if !ok {
+		return 0, fmt.Errorf("invalid size %q: unknown unit %q (want B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", s, unit)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 }
 
 // FlagSet returns the flags of `sessiond serve`, bound to c, and a pointer
@@ -156,7 +193,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "public listener `address` (session APIs, gateway)")
 	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "admin listener `address` (admin API, metrics, health, console)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data `directory` (embedded store, session directories, admin password)")
-	fs.StringVar(&c.Store, "store", c.Store, "store `engine`: embedded, memory, postgres://..., redis://...")
+	fs.StringVar(&c.Store, "store", c.Store, "store `engine`: embedded (files under --data-dir) or memory (lost at exit)")
 	fs.Var(stringList{&c.Gateway}, "gateway", "gateway route `PREFIX=URL` (repeatable)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "a session unused this long is dead")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "closed sessions are purged this long after closing")
@@ -177,46 +214,76 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.HeaderSessionDir, "header-session-dir", c.HeaderSessionDir, "header giving backends the session directory")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.InternalListen, "internal-listen", c.InternalListen, "internal listener `address` for the trusted commandable and REST APIs (default off: served on --listen)")
+	fs.BoolVar(&c.AllowPublicTrustedAPIs, "allow-public-trusted-apis", c.AllowPublicTrustedAPIs, "allow the trusted APIs on a non-loopback --listen (warned at every start)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "public listener: TLS certificate `file` (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "public listener: TLS key `file` (PEM)")
+	fs.StringVar(&c.InternalTLSCert, "internal-tls-cert", c.InternalTLSCert, "internal listener: TLS certificate `file` (PEM)")
+	fs.StringVar(&c.InternalTLSKey, "internal-tls-key", c.InternalTLSKey, "internal listener: TLS key `file` (PEM)")
+	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "admin listener: TLS certificate `file` (PEM)")
+	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "admin listener: TLS key `file` (PEM)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "longest graceful stop: drain requests, flush writes, close the store")
 	return fs, file
 }
 
-// Load builds the configuration from args and the environment (getenv):
-// defaults, then the YAML file (--config or SESSIOND_CONFIG), then
-// environment variables, then flags.
-func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	// First pass: learn which flags were given and where the file is.
-	probe := Default()
-	fs, file := probe.FlagSet("sessiond serve", out)
-	if err := fs.Parse(args); err != nil {
+// UsageError is a wrong command line: an unknown flag, a flag without its
+// value, or a stray argument.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// OtherEnv lists the SESSIOND_* variables that are not settings of
+// `sessiond serve` but are read elsewhere: the admin password (daemon and
+// command-line client) and the command-line client's admin URL and user.
+// Any other SESSIOND_* variable that names no setting is reported as a
+// problem, so that a misspelt one is not silently ignored.
+var OtherEnv = map[string]string{
+	"SESSIOND_ADMIN_PASSWORD": "password of the admin user when admin-users is not configured",
+	"SESSIOND_ADMIN_URL":      "sessiond apikey: the admin API URL",
+	"SESSIOND_ADMIN_USER":     "sessiond apikey: the admin user",
+}
+
+// testEnvPrefix marks variables of test harnesses, which are never settings.
+const testEnvPrefix = "SESSIOND_TEST_"
+
+// Load builds the configuration from args and environ (os.Environ's
+// KEY=value form): defaults, then the YAML file (--config or
+// SESSIOND_CONFIG), then SESSIOND_* variables, then flags. It reports
+// every problem at once: in the file, the environment, the flags and the
+// resulting values, one per line. A wrong command line is a *UsageError
+// (reported alone); -h or --help gives flag.ErrHelp.
+func Load(args, environ []string) (Config, error) {
+	cfg := Default()
+	fs, _ := cfg.FlagSet("sessiond serve", io.Discard)
+	given, err := collect(fs, args)
+	if err != nil {
 		return Config{}, err
 	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	given := map[string][]string{}
-	for _, a := range collect(fs, args) {
-		given[a[0]] = append(given[a[0]], a[1])
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, EnvPrefix) {
+			env[k] = v
+		}
 	}
 
-	cfg := Default()
-	path := *file
-	if path == "" {
-		path = getenv(EnvName("config"))
+	var errs []error
+	path := env[EnvName("config")]
+	for _, g := range given {
+		if g[0] == "config" {
+			path = g[1]
+		}
 	}
 	if path != "" {
-		if err := cfg.loadFile(path); err != nil {
-			return Config{}, err
-		}
+		errs = append(errs, cfg.loadFile(path, fs)...)
 	}
 
-	fs, _ = cfg.FlagSet("sessiond serve", io.Discard)
-	var errs []error
+	known := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "config" {
-			return
-		}
-		v := getenv(EnvName(f.Name))
-		if v == "" {
+		name := EnvName(f.Name)
+		known[name] = true
+		v := env[name]
+		if f.Name == "config" || v == "" {
 			return
 		}
 		if f.Name == "gateway" {
@@ -228,35 +295,71 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 			}
 			return
 		}
-		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", EnvName(f.Name), err))
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, setError(name, f, v, err))
 		}
 	})
-	if len(given["gateway"]) > 0 {
-		cfg.Gateway = nil
+	var unknown []string
+	for k := range env {
+		if _, other := OtherEnv[k]; !known[k] && !other && !strings.HasPrefix(k, testEnvPrefix) {
+			unknown = append(unknown, k)
+		}
 	}
-	for name, vals := range given {
-		if name == "config" {
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		errs = append(errs, fmt.Errorf("%s: unknown variable: no setting has this name (see sessiond serve --help)", k))
+	}
+
+	for _, g := range given {
+		if g[0] == "gateway" {
+			cfg.Gateway = nil // flags replace the routes of the file and environment
+		}
+	}
+	for _, g := range given {
+		if g[0] == "config" {
 			continue
 		}
-		for _, v := range vals {
-			if err := fs.Set(name, v); err != nil {
-				errs = append(errs, fmt.Errorf("--%s: %v", name, err))
-			}
+		f := fs.Lookup(g[0])
+		if err := f.Value.Set(g[1]); err != nil {
+			errs = append(errs, setError("--"+g[0], f, g[1], err))
 		}
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
+}
+
+// setError says which value of which setting is wrong, and what it wants.
+func setError(src string, f *flag.Flag, v string, err error) error {
+	if _, ok := f.Value.(bytesValue); ok {
+		return fmt.Errorf("%s: %v", src, err) // ParseBytes says it all
+	}
+	want := ""
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case time.Duration:
+			want = " (want a duration such as 90s, 15m or 24h)"
+		case int, int64:
+			want = " (want a whole number)"
+		case bool:
+			want = " (want true or false)"
+		}
+	}
+	return fmt.Errorf("%s: invalid value %q%s", src, v, want)
 }
 
 // collect returns the (name, value) pairs of flags given in args, in order,
-// by re-parsing with a recording flag set of the same shape.
-func collect(shape *flag.FlagSet, args []string) [][2]string {
+// by parsing with a recording flag set of the same shape, so that a bad
+// value does not hide the flags after it.
+func collect(shape *flag.FlagSet, args []string) ([][2]string, error) {
 	var pairs [][2]string
 	rec := flag.NewFlagSet("", flag.ContinueOnError)
 	rec.SetOutput(io.Discard)
+	rec.Usage = func() {}
 	shape.VisitAll(func(f *flag.Flag) {
 		name := f.Name
 		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
@@ -265,21 +368,78 @@ func collect(shape *flag.FlagSet, args []string) [][2]string {
 		}
 		rec.Func(name, "", func(v string) error { pairs = append(pairs, [2]string{name, v}); return nil })
 	})
-	rec.Parse(args)
-	return pairs
+	if err := rec.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &UsageError{err}
+	}
+	if rec.NArg() > 0 {
+		return nil, &UsageError{fmt.Errorf("unexpected argument %q (sessiond serve takes flags only)", rec.Arg(0))}
+	}
+	return pairs, nil
 }
 
-func (c *Config) loadFile(path string) error {
+// loadFile applies the YAML file at path to c. Each scalar key that is a
+// flag is parsed by that flag (sizes, durations and numbers read the same
+// as on the command line); lists, maps and YAML-only keys are decoded into
+// c. Every problem is returned, with its line.
+func (c *Config) loadFile(path string, fs *flag.FlagSet) []error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config file: %w", err)
+		return []error{fmt.Errorf("config file: %w", err)}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: %w", path, err)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return []error{fmt.Errorf("config file %s: %w", path, err)}
 	}
-	return nil
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return []error{fmt.Errorf("config file %s: line %d: want a mapping of settings (key: value)", path, root.Line)}
+	}
+	keys := yamlKeys()
+	var errs []error
+	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if !keys[k.Value] {
+			errs = append(errs, fmt.Errorf("config file %s: line %d: unknown key %q", path, k.Line, k.Value))
+			continue
+		}
+		f := fs.Lookup(k.Value)
+		if f == nil || v.Kind != yaml.ScalarNode {
+			rest.Content = append(rest.Content, k, v)
+			continue
+		}
+		if err := f.Value.Set(v.Value); err != nil {
+			errs = append(errs, setError(fmt.Sprintf("config file %s: line %d: %s", path, v.Line, k.Value), f, v.Value, err))
+		}
+	}
+	if err := rest.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return append(errs, fmt.Errorf("config file %s: %w", path, err))
+		}
+		for _, e := range te.Errors {
+			errs = append(errs, fmt.Errorf("config file %s: %s", path, e))
+		}
+	}
+	return errs
+}
+
+// yamlKeys returns the YAML keys of Config.
+func yamlKeys() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			keys[name] = true
+		}
+	}
+	return keys
 }
 
 // Validate checks every field and returns all problems at once.
@@ -297,11 +457,11 @@ func (c *Config) Validate() error {
 		bad("data-dir", "must not be empty")
 	}
 	switch {
-	case c.Store == "embedded", c.Store == "memory",
-		strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"),
-		strings.HasPrefix(c.Store, "redis://"), strings.HasPrefix(c.Store, "rediss://"), strings.HasPrefix(c.Store, "redis+cluster://"):
+	case c.Store == "embedded", c.Store == "memory":
+	case strings.HasPrefix(c.Store, "postgres"), strings.HasPrefix(c.Store, "redis"):
+		bad("store", "this build has the embedded and memory stores only; postgres and redis are not built yet")
 	default:
-		bad("store", "%q is not embedded, memory, postgres://... or redis://...", c.Store)
+		bad("store", "%q is not embedded or memory", c.Store)
 	}
 	for _, d := range []struct {
 		name string
@@ -352,11 +512,94 @@ func (c *Config) Validate() error {
 			bad("admin-users", "user %q needs a name without ':' and a non-empty password", u)
 		}
 	}
+	seen := map[string]bool{}
 	for _, g := range c.Gateway {
-		prefix, target, ok := strings.Cut(g, "=")
-		if !ok || !strings.HasPrefix(prefix, "/") || target == "" {
-			bad("gateway", "%q is not PREFIX=URL with PREFIX starting with /", g)
+		r, err := gateway.ParseRoute(g)
+		switch {
+		case err != nil:
+			bad("gateway", "%v", err)
+		case seen[r.Prefix]:
+			bad("gateway", "prefix %q is given twice", r.Prefix)
+		}
+		seen[r.Prefix] = true
+	}
+	if c.InternalListen != "" {
+		if _, _, err := net.SplitHostPort(c.InternalListen); err != nil {
+			bad("internal-listen", "%q is not host:port", c.InternalListen)
 		}
 	}
+	for _, l := range []struct{ name, cert, key string }{{"tls", c.TLSCert, c.TLSKey},
+		{"internal-tls", c.InternalTLSCert, c.InternalTLSKey}, {"admin-tls", c.AdminTLSCert, c.AdminTLSKey}} {
+		if (l.cert == "") != (l.key == "") {
+			bad(l.name+"-cert", "--%s-cert and --%s-key go together: give both or neither", l.name, l.name)
+		}
+	}
+	if (c.InternalTLSCert != "") && c.InternalListen == "" {
+		bad("internal-tls-cert", "set without internal-listen")
+	}
+	if c.DrainTimeout <= 0 {
+		bad("drain-timeout", "must be positive, got %s", c.DrainTimeout)
+	}
 	return errors.Join(errs...)
+}
+
+// Usage writes the help of `sessiond serve` to w.
+func Usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: sessiond serve [flags]
+
+Runs the session service. Every flag is also a key of the YAML --config file
+and an environment variable SESSIOND_<FLAG> (upper case, '-' as '_'): flags
+override the environment, which overrides the file. Unknown keys, variables
+and flags are refused, and every problem is reported at once.
+
+Listeners:
+  public (--listen)            Session API (JSON-RPC), session files, gateway;
+                               and the trusted commandable and REST APIs unless
+                               --internal-listen is set
+  internal (--internal-listen) the trusted commandable and REST APIs, which
+                               carry no authentication: for application
+                               backends only. Default off.
+  admin (--admin-listen)       admin API, metrics, health, console
+
+sessiond refuses to start when the trusted APIs would be served on a
+non-loopback --listen address; set --internal-listen, or accept the exposure
+with --allow-public-trusted-apis. Each listener serves TLS when given a
+certificate and a key. SIGHUP reloads TLS certificates, the log level,
+gateway routes and admin users from the --config file; SIGINT and SIGTERM
+stop gracefully within --drain-timeout.
+
+Flags:
+`)
+	d := Default()
+	fs, _ := d.FlagSet("sessiond serve", io.Discard)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if name == "value" {
+			name = "size"
+		}
+		line := "  --" + f.Name
+		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprint(w, `
+YAML only:
+  admin-users: {name: password, ...}   admin users; with none, the user "admin"
+                                       gets a generated password
+
+Other environment variables:
+`)
+	names := make([]string, 0, len(OtherEnv))
+	for k := range OtherEnv {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  %-25s %s\n", k, OtherEnv[k])
+	}
 }

@@ -1,7 +1,8 @@
 package config
 
 import (
-	"io"
+	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,10 +11,16 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func env(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
 
 func TestLoadZeroFlagsIsDefault(t *testing.T) {
-	got, err := Load(nil, env(nil), io.Discard)
+	got, err := Load(nil, env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +43,7 @@ func TestLoadLayers(t *testing.T) {
 		"SESSIOND_IDLE_TIMEOUT": "3h",
 		"SESSIOND_QUOTA_BYTES":  "5MiB",
 	})
-	got, err := Load([]string{"--idle-timeout", "4h", "--gateway", "/b/=http://127.0.0.1:9001", "--gateway=/c/=http://127.0.0.1:9002"}, e, io.Discard)
+	got, err := Load([]string{"--idle-timeout", "4h", "--gateway", "/b/=http://127.0.0.1:9001", "--gateway=/c/=http://127.0.0.1:9002"}, e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +69,7 @@ func TestLoadLayers(t *testing.T) {
 }
 
 func TestLoadEnvGatewayList(t *testing.T) {
-	got, err := Load(nil, env(map[string]string{"SESSIOND_GATEWAY": "/a/=http://h:1, /b/=http://h:2"}), io.Discard)
+	got, err := Load(nil, env(map[string]string{"SESSIOND_GATEWAY": "/a/=http://h:1, /b/=http://h:2"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +99,12 @@ func TestLoadErrors(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "config file"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"bad size", []string{"--body-limit", "lots"}, nil, "invalid size"},
+		{"postgres not built", []string{"--store", "postgres://db"}, nil, "not built yet"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "log-level"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(tt.args, env(tt.env), io.Discard)
+			_, err := Load(tt.args, env(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got error %v, want one containing %q", err, tt.want)
 			}
@@ -108,14 +116,115 @@ func TestParseBytes(t *testing.T) {
 	tests := []struct {
 		in   string
 		want int64
-	}{{"1024", 1024}, {"1KiB", 1024}, {"2MiB", 2 << 20}, {"1 GiB", 1 << 30}, {"10MB", 10_000_000}, {"5b", 5}}
+	}{{"1024", 1024}, {"1KiB", 1024}, {"2MiB", 2 << 20}, {"1 GiB", 1 << 30}, {"10MB", 10_000_000}, {"5b", 5},
+		{" 64kib ", 64 << 10}, {"0", 0}, {"8191PiB", 0}, {"8388607TiB", 8388607 << 40}}
 	for _, tt := range tests {
 		got, err := ParseBytes(tt.in)
+		if tt.want == 0 && tt.in != "0" {
+			if err == nil {
+				t.Errorf("ParseBytes(%q) = %d, want an error", tt.in, got)
+			}
+			continue
+		}
 		if err != nil || got != tt.want {
 			t.Errorf("ParseBytes(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
-	if _, err := ParseBytes("-1"); err == nil {
-		t.Error("ParseBytes(-1): want error")
+	for _, in := range []string{"-1", "+1", "1e6", "10 20", "1.5MiB", "lots", "", "MiB", "1 MiB extra",
+		"9223372036854775808", "8388608TiB", "99999999999999999999"} {
+		if got, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+// TestLoadSizesEverywhere: a size with a unit reads the same from YAML,
+// the environment and flags.
+func TestLoadSizesEverywhere(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(file, []byte("body-limit: 1MiB\nquota-bytes: 5 MB\nmax-take: 20\nidle-timeout: 90m\n"), 0o600)
+	got, err := Load([]string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BodyLimit != 1<<20 || got.QuotaBytes != 5_000_000 || got.MaxTake != 20 || got.IdleTimeout != 90*time.Minute {
+		t.Fatalf("from YAML: body-limit %d, quota-bytes %d, max-take %d, idle-timeout %s", got.BodyLimit, got.QuotaBytes, got.MaxTake, got.IdleTimeout)
+	}
+	got, err = Load(nil, env(map[string]string{"SESSIOND_BODY_LIMIT": "2KiB"}))
+	if err != nil || got.BodyLimit != 2048 {
+		t.Fatalf("from env: %d, %v", got.BodyLimit, err)
+	}
+	for _, bad := range []string{"1e6", "10 20", "9223372036854775808"} {
+		os.WriteFile(file, []byte("body-limit: "+bad+"\n"), 0o600)
+		if _, err := Load([]string{"--config", file}, nil); err == nil || !strings.Contains(err.Error(), "body-limit") {
+			t.Errorf("YAML body-limit %s: got %v, want an error naming body-limit", bad, err)
+		}
+	}
+}
+
+// TestLoadReportsEveryProblem: problems in the file, the environment, the
+// flags and the values are all reported by one Load.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	yml := "max-take: many\nnot-a-key: 1\nbody-limit: 1e6\nadmin-users: [a, b]\nsweep-interval: -1s\n"
+	os.WriteFile(file, []byte(yml), 0o600)
+	e := env(map[string]string{
+		"SESSIOND_IDLE_TIMEOUT":   "soon",
+		"SESSIOND_IDLE_TIMOUT":    "1h", // misspelt
+		"SESSIOND_ADMIN_PASSWORD": "pw", // read by the daemon, not a flag
+		"SESSIOND_ADMIN_URL":      "http://127.0.0.1:8989",
+		"SESSIOND_TEST_DAEMON":    "1",
+		"HOME":                    "/root",
+	})
+	_, err := Load([]string{"--config", file, "--quota-files", "x", "--gateway", "/a/=ftp://h", "--listen", "nowhere"}, e)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`line 1: max-take: invalid value "many" (want a whole number)`,
+		`line 2: unknown key "not-a-key"`,
+		`body-limit: invalid size "1e6"`,
+		`line 4: cannot unmarshal !!seq into map[string]string`,
+		"sweep-interval: must be positive",
+		`SESSIOND_IDLE_TIMEOUT: invalid value "soon" (want a duration`,
+		"SESSIOND_IDLE_TIMOUT: unknown variable",
+		`--quota-files: invalid value "x"`,
+		"http:// or https://",
+		`listen: "nowhere" is not host:port`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	for _, notWant := range []string{"SESSIOND_ADMIN_PASSWORD", "SESSIOND_ADMIN_URL", "SESSIOND_TEST_DAEMON", "HOME"} {
+		if strings.Contains(msg, notWant) {
+			t.Errorf("%s reported:\n%s", notWant, msg)
+		}
+	}
+}
+
+func TestLoadUsageErrors(t *testing.T) {
+	if _, err := Load([]string{"--help"}, nil); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: got %v, want flag.ErrHelp", err)
+	}
+	var ue *UsageError
+	for _, args := range [][]string{{"--nope"}, {"--listen"}, {"extra"}} {
+		if _, err := Load(args, nil); !errors.As(err, &ue) {
+			t.Errorf("%q: got %v, want a UsageError", args, err)
+		}
+	}
+}
+
+func TestLoadTrustedAndTLSSettings(t *testing.T) {
+	got, err := Load([]string{"--internal-listen", "127.0.0.1:0", "--allow-public-trusted-apis", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.InternalListen != "127.0.0.1:0" || !got.AllowPublicTrustedAPIs || got.TLSCert != "c.pem" || got.TLSKey != "k.pem" {
+		t.Fatalf("got %+v", got)
+	}
+	if _, err := Load([]string{"--admin-tls-cert", "c.pem"}, nil); err == nil || !strings.Contains(err.Error(), "give both") {
+		t.Errorf("cert without key: got %v", err)
 	}
 }

@@ -24,7 +24,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("SESSIOND_TEST_DAEMON") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
 		stop()
 		os.Exit(code)
 	}

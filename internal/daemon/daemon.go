@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"sessiond"
@@ -24,6 +25,7 @@ import (
 	"sessiond/gateway"
 	"sessiond/internal/auth"
 	"sessiond/internal/httpx"
+	"sessiond/internal/piperr"
 	"sessiond/store/embedded"
 	"sessiond/store/memory"
 )
@@ -31,37 +33,72 @@ import (
 // Version is the version reported in logs; cmd/sessiond sets it.
 var Version = "devel"
 
-// Main is one running daemon: its store, service and two listeners.
+// Main is one running daemon: its store, service and listeners.
 type Main struct {
 	Config        config.Config
 	Log           *slog.Logger
-	Stdout        io.Writer // where the generated admin password is printed
-	AdminPassword string    // SESSIOND_ADMIN_PASSWORD
+	Level         *slog.LevelVar // Log's level, changed by Reload; may be nil
+	Stdout        io.Writer      // where the generated admin password is printed
+	AdminPassword string         // SESSIOND_ADMIN_PASSWORD
 	Clock         sessiond.Clock
 
+	// Store is opened by Open from Config.Store, unless set before.
 	Store   sessiond.Store
 	Service *sessiond.Service
 	Dirs    *files.Dirs
 
-	public, admin     *http.Server
-	publicLn, adminLn net.Listener
-	failed            chan error
-	gateway           *gateway.Gateway
+	listeners []*listener // public, [internal,] admin
+	adminH    http.Handler
+	failed    chan error
+	gateway   atomic.Pointer[gateway.Gateway] // nil: no routes
 	// Failed receives an error if a listener stops unexpectedly.
 	Failed <-chan error
 }
 
-// Open opens the store, starts the service and both listeners.
+// Open binds every listener, then opens the store, starts the service and
+// serves. Nothing is created on disk (data directory, admin password) when
+// a listener cannot be bound or a certificate cannot be read. It refuses
+// to serve the trusted APIs on a non-loopback public listener unless
+// Config.AllowPublicTrustedAPIs (see ErrTrustedAPIsExposed).
 func (m *Main) Open() error {
 	cfg := m.Config
-	m.failed = make(chan error, 2)
+	m.failed = make(chan error, 3)
 	m.Failed = m.failed
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.InternalListen == "" {
+		if why := trustedExposure(context.Background(), cfg.Listen); why != "" {
+			if !cfg.AllowPublicTrustedAPIs {
+				return &ErrTrustedAPIsExposed{Listen: cfg.Listen, Why: why}
+			}
+			m.Log.Warn("the trusted commandable and REST APIs are served without authentication on a public address "+
+				"(allow-public-trusted-apis is set): whoever reaches it can read, change and close any session; "+
+				"use --internal-listen to serve them to your backends only", "listen", cfg.Listen, "why", why)
+		}
+	}
+	for _, spec := range listenerSpecs(cfg) {
+		l := &listener{name: spec.name}
+		if spec.cert != "" {
+			c, err := loadCertificate(spec.cert, spec.key)
+			if err != nil {
+				return fmt.Errorf("%s listener: %w", spec.name, err)
+			}
+			l.cert = c
+		}
+		ln, err := net.Listen("tcp", spec.addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", spec.name, err)
+		}
+		l.ln = ln
+		m.listeners = append(m.listeners, l)
+	}
+
 	var err error
-	if m.Store, err = openStore(cfg); err != nil {
-		return err
+	if m.Store == nil {
+		if m.Store, err = openStore(cfg); err != nil {
+			return err
+		}
 	}
 	m.Service = sessiond.NewService(m.Store, m.Clock, sessiond.Config{
 		IdleTimeout:      cfg.IdleTimeout,
@@ -93,38 +130,56 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
-	if m.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return err
+	m.adminH = adm
+	attrs := []any{}
+	for _, l := range m.listeners {
+		switch l.name {
+		case "public":
+			l.srv = newServer(httpx.Middleware(m.Log, pub), m.Log)
+		case "internal":
+			l.srv = newServer(httpx.Middleware(m.Log, m.InternalHandler()), m.Log)
+		case "admin":
+			l.srv = newServer(adm, m.Log) // admin.New adds the middleware itself
+		}
+		attrs = append(attrs, l.name, l.ln.Addr().String())
+		if l.cert != nil {
+			l.srv.TLSConfig = l.cert.tlsConfig()
+			attrs = append(attrs, l.name+"_tls", true)
+		}
 	}
-	if m.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-		return err
-	}
-	m.public = newServer(httpx.Middleware(m.Log, pub), m.Log)
-	m.admin = newServer(adm, m.Log) // admin.New adds the middleware itself
-	for _, s := range []struct {
-		srv *http.Server
-		ln  net.Listener
-	}{{m.public, m.publicLn}, {m.admin, m.adminLn}} {
+	for _, l := range m.listeners {
 		go func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				m.failed <- err
+			var err error
+			if l.cert != nil {
+				err = l.srv.ServeTLS(l.ln, "", "") // certificates come from TLSConfig.GetCertificate
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.failed <- fmt.Errorf("%s listener: %w", l.name, err)
 			}
 		}()
 	}
-	m.Log.Info("sessiond listening", "public", m.publicLn.Addr().String(), "admin", m.adminLn.Addr().String(),
-		"store", storeName(cfg.Store), "data_dir", cfg.DataDir, "version", Version)
+	m.Log.Info("sessiond listening", append(attrs, "store", storeName(cfg.Store), "data_dir", cfg.DataDir, "version", Version)...)
 	return nil
 }
 
-// NewLogger builds the logger that cfg asks for, writing to w.
-func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(strings.ReplaceAll(strings.ToLower(cfg.LogLevel), "warning", "warn")))
+// NewLogger builds the logger that cfg asks for, writing to w, at the
+// level held by level (set here from cfg; Reload changes it).
+func NewLogger(cfg config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	level.Set(parseLevel(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseLevel reads a log level that config.Validate accepted.
+func parseLevel(s string) slog.Level {
+	var level slog.Level
+	level.UnmarshalText([]byte(strings.ReplaceAll(strings.ToLower(s), "warning", "warn")))
+	return level
 }
 
 func newServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -138,9 +193,20 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// PublicAddr and AdminAddr return the listeners' actual addresses.
-func (m *Main) PublicAddr() string { return m.publicLn.Addr().String() }
-func (m *Main) AdminAddr() string  { return m.adminLn.Addr().String() }
+// PublicAddr, InternalAddr and AdminAddr return the listeners' actual
+// addresses ("" for a listener that is off).
+func (m *Main) PublicAddr() string   { return m.addr("public") }
+func (m *Main) InternalAddr() string { return m.addr("internal") }
+func (m *Main) AdminAddr() string    { return m.addr("admin") }
+
+func (m *Main) addr(name string) string {
+	for _, l := range m.listeners {
+		if l.name == name {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
 
 func (m *Main) headers() auth.Headers {
 	c := m.Config
@@ -149,40 +215,30 @@ func (m *Main) headers() auth.Headers {
 }
 
 // PublicHandler routes the public listener over m.Service and m.Dirs: the
-// commandable and REST APIs, the JSON-RPC Session API, session files and
+// commandable and REST APIs (unless Config.InternalListen), the JSON-RPC Session API, session files and
 // gateway routes (without the logging middleware).
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
 	mux := http.NewServeMux()
-	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
-	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
-	mux.Handle("/sessions", rst)
-	mux.Handle("/sessions/", rst)
+	if cfg.InternalListen == "" {
+		m.trustedRoutes(mux)
+	} else {
+		// Served on the internal listener: here, unrouted paths answered
+		// in the Pip.Services format.
+		for _, p := range []string{"/v1/sessions", "/v1/sessions/", "/sessions", "/sessions/"} {
+			mux.HandleFunc(p, piperr.NoRoute)
+		}
+	}
 	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr})
 	mux.Handle("/api/v1/session/jsonrpc", rpc)
 	mux.Handle("/api/v2/session/jsonrpc", rpc)
 	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr})
 	mux.Handle(filesPrefix, fh)
-	var gw *gateway.Gateway
-	if len(cfg.Gateway) > 0 {
-		routes := make([]gateway.Route, 0, len(cfg.Gateway))
-		for _, g := range cfg.Gateway {
-			r, err := gateway.ParseRoute(g)
-			if err != nil {
-				return nil, fmt.Errorf("gateway %q: %w", g, err)
-			}
-			routes = append(routes, r)
-		}
-		var err error
-		gw, err = gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
-		if err != nil {
-			return nil, err
-		}
-		m.gateway = gw
-		for _, p := range gw.Prefixes() {
-			mux.Handle(p, gw)
-		}
+	gw, err := m.newGateway(cfg)
+	if err != nil {
+		return nil, err
 	}
+	m.gateway.Store(gw) // Reload swaps it
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusNotFound, "", map[string]string{"message": "no route for " + r.URL.Path})
 	})
@@ -191,6 +247,7 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 	// gateway forwards paths unchanged, and the files API refuses such
 	// paths with 400 itself.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gw := m.gateway.Load()
 		switch p := r.URL.Path; {
 		case gw != nil && gw.Covers(p):
 			gw.ServeHTTP(w, r)
@@ -200,6 +257,42 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			mux.ServeHTTP(w, r)
 		}
 	}), nil
+}
+
+// trustedRoutes adds the trusted Pip.Services APIs (SPEC sections 3 and 4)
+// to mux: on the public listener, or on the internal one when it is set.
+func (m *Main) trustedRoutes(mux *http.ServeMux) {
+	cfg, svc := m.Config, m.Service
+	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
+	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
+	mux.Handle("/sessions", rst)
+	mux.Handle("/sessions/", rst)
+}
+
+// InternalHandler routes the internal listener: the trusted APIs, and
+// every other path answered in their error format (without the logging
+// middleware).
+func (m *Main) InternalHandler() http.Handler {
+	mux := http.NewServeMux()
+	m.trustedRoutes(mux)
+	mux.HandleFunc("/", piperr.NoRoute)
+	return mux
+}
+
+// newGateway builds the gateway of cfg's routes; nil when there are none.
+func (m *Main) newGateway(cfg config.Config) (*gateway.Gateway, error) {
+	if len(cfg.Gateway) == 0 {
+		return nil, nil
+	}
+	routes := make([]gateway.Route, 0, len(cfg.Gateway))
+	for _, g := range cfg.Gateway {
+		r, err := gateway.ParseRoute(g)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, r)
+	}
+	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
 }
 
 // filesPrefix is where the session files API is served.
@@ -228,36 +321,75 @@ func storeName(s string) string {
 	return s
 }
 
-// Close stops accepting requests, drains those in flight (bounded), flushes
-// pending writes and closes the store.
+// Close stops accepting requests, drains those in flight, flushes pending
+// writes and closes the store, all within Config.DrainTimeout (default
+// 15s): the servers get two thirds of it (then their connections are
+// closed), the flush and the store the rest. A step that does not finish
+// in time is logged and left behind, with the steps after it, so that a
+// hung store cannot keep the process from stopping.
 func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+	timeout := m.Config.DrainTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
 	var errs []error
-	for _, s := range []struct {
-		srv *http.Server
-		ln  net.Listener
-	}{{m.public, m.publicLn}, {m.admin, m.adminLn}} {
+	drain, cancel := context.WithDeadline(context.Background(), start.Add(timeout*2/3))
+	defer cancel()
+	for _, l := range m.listeners {
 		switch {
-		case s.srv != nil:
-			if err := s.srv.Shutdown(ctx); err != nil {
-				errs = append(errs, err)
+		case l.srv != nil:
+			if err := l.srv.Shutdown(drain); err != nil {
+				m.Log.Warn("stopping: requests still running after the drain time; closing their connections", "listener", l.name, "err", err)
+				l.srv.Close()
+				errs = append(errs, fmt.Errorf("%s listener: %w", l.name, err))
 			}
-		case s.ln != nil: // Open failed before serving
-			s.ln.Close()
+		case l.ln != nil: // Open failed before serving
+			l.ln.Close()
 		}
 	}
-	if m.Service != nil {
-		if err := m.Service.Stop(); err != nil {
-			errs = append(errs, err)
-		}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"flushing pending writes", func() error {
+			if m.Service != nil {
+				return m.Service.Stop()
+			}
+			return nil
+		}},
+		{"closing the gateway", func() error {
+			if gw := m.gateway.Load(); gw != nil {
+				gw.Close()
+			}
+			return nil
+		}},
+		{"closing the store", func() error {
+			if m.Store != nil {
+				return m.Store.Close()
+			}
+			return nil
+		}},
 	}
-	if m.gateway != nil {
-		m.gateway.Close()
-	}
-	if m.Store != nil {
-		if err := m.Store.Close(); err != nil {
-			errs = append(errs, err)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for i, step := range steps {
+		done := make(chan error, 1)
+		go func() { done <- step.run() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", step.name, err))
+			}
+		case <-timer.C:
+			var skipped []string
+			for _, s := range steps[i+1:] {
+				skipped = append(skipped, s.name)
+			}
+			m.Log.Error("stopping: a step did not finish within the drain timeout; exiting without it",
+				"step", step.name, "skipped", skipped, "drain_timeout", timeout.String())
+			return errors.Join(append(errs, fmt.Errorf("%s did not finish within the drain timeout (%s)", step.name, timeout))...)
 		}
 	}
 	return errors.Join(errs...)
