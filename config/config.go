@@ -295,7 +295,7 @@ func Load(args, environ []string) (Config, error) {
 			}
 			return
 		}
-		if err := f.Value.Set(v); err != nil {
+		if err := set(f, v); err != nil {
 			errs = append(errs, setError(name, f, v, err))
 		}
 	})
@@ -320,7 +320,7 @@ func Load(args, environ []string) (Config, error) {
 			continue
 		}
 		f := fs.Lookup(g[0])
-		if err := f.Value.Set(g[1]); err != nil {
+		if err := set(f, g[1]); err != nil {
 			errs = append(errs, setError("--"+g[0], f, g[1], err))
 		}
 	}
@@ -331,6 +331,18 @@ func Load(args, environ []string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// set sets f to v; on failure f keeps its value (the flag package's own
+// values reset to zero), so that one bad value is reported once, not again
+// by Validate.
+func set(f *flag.Flag, v string) error {
+	old := f.Value.String()
+	err := f.Value.Set(v)
+	if err != nil {
+		f.Value.Set(old)
+	}
+	return err
 }
 
 // setError says which value of which setting is wrong, and what it wants.
@@ -414,7 +426,7 @@ func (c *Config) loadFile(path string, fs *flag.FlagSet) []error {
 			rest.Content = append(rest.Content, k, v)
 			continue
 		}
-		if err := f.Value.Set(v.Value); err != nil {
+		if err := set(f, v.Value); err != nil {
 			errs = append(errs, setError(fmt.Sprintf("config file %s: line %d: %s", path, v.Line, k.Value), f, v.Value, err))
 		}
 	}
