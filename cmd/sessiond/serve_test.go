@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sessiond/internal/testcert"
 )
 
 // runCLI runs the command line in-process and returns its exit code and
@@ -169,7 +171,13 @@ func TestSIGHUPReloads(t *testing.T) {
 		}
 	}
 	write("gateway:\n  - /api/=" + a.URL + "\nlog-level: info\n")
-	d := startDaemon(t, filepath.Join(dir, "data"), "--config", file)
+	crt, key := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
+	first := testcert.Write(t, crt, key, "first")
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", file, "--admin-tls-cert", crt, "--admin-tls-key", key)
+	admin := strings.Replace(d.admin, "http://", "https://", 1) + "/health/live"
+	if _, got := testcert.Get(t, admin, first); got.Subject.CommonName != "first" {
+		t.Fatalf("admin certificate %q, want first", got.Subject.CommonName)
+	}
 
 	var s struct {
 		AccessToken string `json:"access_token"`
@@ -194,6 +202,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 
 	write("gateway:\n  - /api/=" + b.URL + "\nlog-level: debug\n")
+	second := testcert.Write(t, crt, key, "second")
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -201,12 +210,17 @@ func TestSIGHUPReloads(t *testing.T) {
 	if got := through(); got != "B" {
 		t.Errorf("after reload: %q, want B", got)
 	}
+	if _, got := testcert.Get(t, admin, second); got.Subject.CommonName != "second" {
+		t.Errorf("admin certificate after SIGHUP %q, want second", got.Subject.CommonName)
+	}
 	if !strings.Contains(d.log(), `"changed":["gateway","log-level"]`) {
 		t.Errorf("changes not logged:\n%s", d.log())
 	}
 
 	write("gateway:\n  - /api/=ftp://nowhere\nmax-take: many\nno-such-key: 1\n")
+	os.WriteFile(crt, []byte("broken"), 0o600)
 	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "keeping the old TLS certificate")
 	d.waitLog(t, "no-such-key")
 	for _, want := range []string{"max-take", "http:// or https://"} {
 		if !strings.Contains(d.log(), want) {
@@ -215,6 +229,9 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 	if got := through(); got != "B" {
 		t.Errorf("after a broken file: %q, want B kept", got)
+	}
+	if _, got := testcert.Get(t, admin, second); got.Subject.CommonName != "second" {
+		t.Errorf("admin certificate after a broken file %q, want second kept", got.Subject.CommonName)
 	}
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {

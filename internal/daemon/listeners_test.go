@@ -3,17 +3,10 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +19,7 @@ import (
 
 	"sessiond"
 	"sessiond/config"
+	"sessiond/internal/testcert"
 	"sessiond/store/memory"
 )
 
@@ -204,65 +198,6 @@ func TestStartFailureCreatesNothing(t *testing.T) {
 	}
 }
 
-// writeCert writes a new self-signed ECDSA certificate for 127.0.0.1 to
-// certFile and keyFile and returns it.
-func writeCert(t *testing.T, certFile, keyFile, name string) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
-// tlsGet makes a GET on a new connection that trusts only roots, and
-// returns the status and the certificate the server showed.
-func tlsGet(t *testing.T, url string, roots ...*x509.Certificate) (int, *x509.Certificate) {
-	t.Helper()
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
-	}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, resp.TLS.PeerCertificates[0]
-}
-
 // TestTLSEveryListenerAndReload serves TLS on the three listeners with
 // generated certificates, reloads a second certificate (seen by a new
 // connection), then a broken file (the second one stays).
@@ -274,7 +209,7 @@ func TestTLSEveryListenerAndReload(t *testing.T) {
 	first := map[string]*x509.Certificate{}
 	for _, l := range []string{"public", "internal", "admin"} {
 		files[l] = [2]string{filepath.Join(dir, l+".crt"), filepath.Join(dir, l+".key")}
-		first[l] = writeCert(t, files[l][0], files[l][1], l+"-1")
+		first[l] = testcert.Write(t, files[l][0], files[l][1], l+"-1")
 	}
 	cfg.TLSCert, cfg.TLSKey = files["public"][0], files["public"][1]
 	cfg.InternalTLSCert, cfg.InternalTLSKey = files["internal"][0], files["internal"][1]
@@ -287,7 +222,7 @@ func TestTLSEveryListenerAndReload(t *testing.T) {
 		"admin":    "https://" + m.AdminAddr() + "/health/live",
 	}
 	for l, u := range urls {
-		if _, got := tlsGet(t, u, first[l]); got.Subject.CommonName != l+"-1" {
+		if _, got := testcert.Get(t, u, first[l]); got.Subject.CommonName != l+"-1" {
 			t.Errorf("%s: certificate %q, want %s-1", l, got.Subject.CommonName, l)
 		}
 	}
@@ -299,18 +234,18 @@ func TestTLSEveryListenerAndReload(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	second := writeCert(t, files["public"][0], files["public"][1], "public-2")
+	second := testcert.Write(t, files["public"][0], files["public"][1], "public-2")
 	m.Reload(cfg)
-	if _, got := tlsGet(t, urls["public"], second); got.Subject.CommonName != "public-2" {
+	if _, got := testcert.Get(t, urls["public"], second); got.Subject.CommonName != "public-2" {
 		t.Errorf("after reload: certificate %q, want public-2", got.Subject.CommonName)
 	}
-	if _, got := tlsGet(t, urls["admin"], first["admin"]); got.Subject.CommonName != "admin-1" {
+	if _, got := testcert.Get(t, urls["admin"], first["admin"]); got.Subject.CommonName != "admin-1" {
 		t.Errorf("admin after reload: certificate %q, want admin-1 (unchanged file)", got.Subject.CommonName)
 	}
 
 	os.WriteFile(files["public"][0], []byte("not a certificate"), 0o600)
 	m.Reload(cfg)
-	if _, got := tlsGet(t, urls["public"], second); got.Subject.CommonName != "public-2" {
+	if _, got := testcert.Get(t, urls["public"], second); got.Subject.CommonName != "public-2" {
 		t.Errorf("after a broken file: certificate %q, want public-2 kept", got.Subject.CommonName)
 	}
 	if !strings.Contains(log.String(), "keeping the old TLS certificate") {
