@@ -59,7 +59,7 @@ type Main struct {
 // serves. Nothing is created on disk (data directory, admin password) when
 // a listener cannot be bound or a certificate cannot be read. It refuses
 // to serve the trusted APIs on a non-loopback public listener unless
-// Config.AllowPublicTrustedAPIs (see ErrTrustedAPIsExposed).
+// Config.AllowPublicTrustedAPIs (see TrustedAPIsExposedError).
 func (m *Main) Open() error {
 	cfg := m.Config
 	m.failed = make(chan error, 3)
@@ -70,7 +70,7 @@ func (m *Main) Open() error {
 	if cfg.InternalListen == "" {
 		if why := trustedExposure(context.Background(), cfg.Listen); why != "" {
 			if !cfg.AllowPublicTrustedAPIs {
-				return &ErrTrustedAPIsExposed{Listen: cfg.Listen, Why: why}
+				return &TrustedAPIsExposedError{Listen: cfg.Listen, Why: why}
 			}
 			m.Log.Warn("the trusted commandable and REST APIs are served without authentication on a public address "+
 				"(allow-public-trusted-apis is set): whoever reaches it can read, change and close any session; "+

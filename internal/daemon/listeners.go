@@ -75,11 +75,11 @@ func listenerSpecs(cfg config.Config) []struct{ name, addr, cert, key string } {
 	return append(specs, struct{ name, addr, cert, key string }{"admin", cfg.AdminListen, cfg.AdminTLSCert, cfg.AdminTLSKey})
 }
 
-// ErrTrustedAPIsExposed is returned by Open when the trusted APIs would be
+// TrustedAPIsExposedError is returned by Open when the trusted APIs would be
 // served on a non-loopback public listener without being allowed.
-type ErrTrustedAPIsExposed struct{ Listen, Why string }
+type TrustedAPIsExposedError struct{ Listen, Why string }
 
-func (e *ErrTrustedAPIsExposed) Error() string {
+func (e *TrustedAPIsExposedError) Error() string {
 	return fmt.Sprintf("refusing to start: the trusted commandable and REST APIs carry no authentication "+
 		"(whoever reaches them can read, change and close any session) and would be served on the public listener %s, "+
 		"%s. Either move them to an internal listener that only your backends reach (--internal-listen 127.0.0.1:8081), "+

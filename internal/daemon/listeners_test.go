@@ -71,9 +71,9 @@ func TestTrustedAPIsRefusedOnPublicAddress(t *testing.T) {
 			m := &Main{Config: cfg, Stdout: &stdout}
 			err := m.Open()
 			m.Close()
-			var refused *ErrTrustedAPIsExposed
+			var refused *TrustedAPIsExposedError
 			if !errors.As(err, &refused) {
-				t.Fatalf("Open: %v, want ErrTrustedAPIsExposed", err)
+				t.Fatalf("Open: %v, want TrustedAPIsExposedError", err)
 			}
 			for _, want := range []string{"--internal-listen", "--allow-public-trusted-apis"} {
 				if !strings.Contains(err.Error(), want) {
