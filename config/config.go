@@ -247,28 +247,48 @@ var OtherEnv = map[string]string{
 // testEnvPrefix marks variables of test harnesses, which are never settings.
 const testEnvPrefix = "SESSIOND_TEST_"
 
-// Load builds the configuration from args and environ (os.Environ's
-// KEY=value form): defaults, then the YAML file (--config or
+// Load builds the configuration from args and the environment read
+// through getenv: defaults, then the YAML file (--config or
 // SESSIOND_CONFIG), then SESSIOND_* variables, then flags. It reports
 // every problem at once: in the file, the environment, the flags and the
 // resulting values, one per line. A wrong command line is a *UsageError
-// (reported alone); -h or --help gives flag.ErrHelp.
-func Load(args, environ []string) (Config, error) {
-	cfg := Default()
-	fs, _ := cfg.FlagSet("sessiond serve", io.Discard)
-	given, err := collect(fs, args)
-	if err != nil {
-		return Config{}, err
-	}
+// (reported alone); -h or --help gives flag.ErrHelp. Unknown SESSIOND_*
+// variables cannot be found through getenv: LoadEnviron also reports
+// them. out is not written: help and errors are the caller's to print
+// (see Usage).
+func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	return load(args, getenv, nil)
+}
+
+// LoadEnviron is Load over environ (os.Environ's KEY=value form), and
+// also reports each SESSIOND_* variable that names no setting (see
+// OtherEnv), so that a misspelt one is not silently ignored.
+func LoadEnviron(args, environ []string) (Config, error) {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, EnvPrefix) {
 			env[k] = v
 		}
 	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return load(args, func(k string) string { return env[k] }, names)
+}
+
+// load is Load; envNames, when not nil, are the SESSIOND_* variables set.
+func load(args []string, getenv func(string) string, envNames []string) (Config, error) {
+	cfg := Default()
+	fs, _ := cfg.FlagSet("sessiond serve", io.Discard)
+	given, err := collect(fs, args)
+	if err != nil {
+		return Config{}, err
+	}
 
 	var errs []error
-	path := env[EnvName("config")]
+	path := getenv(EnvName("config"))
 	for _, g := range given {
 		if g[0] == "config" {
 			path = g[1]
@@ -282,15 +302,15 @@ func Load(args, environ []string) (Config, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name := EnvName(f.Name)
 		known[name] = true
-		v := env[name]
+		v := getenv(name)
 		if f.Name == "config" || v == "" {
 			return
 		}
-		if f.Name == "gateway" {
-			cfg.Gateway = nil
-			for _, g := range strings.Split(v, ",") {
-				if g = strings.TrimSpace(g); g != "" {
-					cfg.Gateway = append(cfg.Gateway, g)
+		if l, ok := f.Value.(stringList); ok {
+			*l.p = nil // the variable replaces the file's list
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					*l.p = append(*l.p, item)
 				}
 			}
 			return
@@ -299,20 +319,17 @@ func Load(args, environ []string) (Config, error) {
 			errs = append(errs, setError(name, f, v, err))
 		}
 	})
-	var unknown []string
-	for k := range env {
+	for _, k := range envNames {
 		if _, other := OtherEnv[k]; !known[k] && !other && !strings.HasPrefix(k, testEnvPrefix) {
-			unknown = append(unknown, k)
+			errs = append(errs, fmt.Errorf("%s: unknown variable: no setting has this name (see sessiond serve --help)", k))
 		}
 	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		errs = append(errs, fmt.Errorf("%s: unknown variable: no setting has this name (see sessiond serve --help)", k))
-	}
 
+	cleared := map[string]bool{}
 	for _, g := range given {
-		if g[0] == "gateway" {
-			cfg.Gateway = nil // flags replace the routes of the file and environment
+		if l, ok := fs.Lookup(g[0]).Value.(stringList); ok && !cleared[g[0]] {
+			*l.p = nil // repeated flags replace the list of the file and environment
+			cleared[g[0]] = true
 		}
 	}
 	for _, g := range given {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,7 +12,10 @@ import (
 	"time"
 )
 
-func env(m map[string]string) []string {
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// environ is m in os.Environ's form.
+func environ(m map[string]string) []string {
 	var out []string
 	for k, v := range m {
 		out = append(out, k+"="+v)
@@ -20,7 +24,7 @@ func env(m map[string]string) []string {
 }
 
 func TestLoadZeroFlagsIsDefault(t *testing.T) {
-	got, err := Load(nil, env(nil))
+	got, err := Load(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +47,7 @@ func TestLoadLayers(t *testing.T) {
 		"SESSIOND_IDLE_TIMEOUT": "3h",
 		"SESSIOND_QUOTA_BYTES":  "5MiB",
 	})
-	got, err := Load([]string{"--idle-timeout", "4h", "--gateway", "/b/=http://127.0.0.1:9001", "--gateway=/c/=http://127.0.0.1:9002"}, e)
+	got, err := Load([]string{"--idle-timeout", "4h", "--gateway", "/b/=http://127.0.0.1:9001", "--gateway=/c/=http://127.0.0.1:9002"}, e, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +73,7 @@ func TestLoadLayers(t *testing.T) {
 }
 
 func TestLoadEnvGatewayList(t *testing.T) {
-	got, err := Load(nil, env(map[string]string{"SESSIOND_GATEWAY": "/a/=http://h:1, /b/=http://h:2"}))
+	got, err := Load(nil, env(map[string]string{"SESSIOND_GATEWAY": "/a/=http://h:1, /b/=http://h:2"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +108,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(tt.args, env(tt.env))
+			_, err := Load(tt.args, env(tt.env), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got error %v, want one containing %q", err, tt.want)
 			}
@@ -143,20 +147,20 @@ func TestParseBytes(t *testing.T) {
 func TestLoadSizesEverywhere(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "s.yaml")
 	os.WriteFile(file, []byte("body-limit: 1MiB\nquota-bytes: 5 MB\nmax-take: 20\nidle-timeout: 90m\n"), 0o600)
-	got, err := Load([]string{"--config", file}, nil)
+	got, err := Load([]string{"--config", file}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.BodyLimit != 1<<20 || got.QuotaBytes != 5_000_000 || got.MaxTake != 20 || got.IdleTimeout != 90*time.Minute {
 		t.Fatalf("from YAML: body-limit %d, quota-bytes %d, max-take %d, idle-timeout %s", got.BodyLimit, got.QuotaBytes, got.MaxTake, got.IdleTimeout)
 	}
-	got, err = Load(nil, env(map[string]string{"SESSIOND_BODY_LIMIT": "2KiB"}))
+	got, err = Load(nil, env(map[string]string{"SESSIOND_BODY_LIMIT": "2KiB"}), io.Discard)
 	if err != nil || got.BodyLimit != 2048 {
 		t.Fatalf("from env: %d, %v", got.BodyLimit, err)
 	}
 	for _, bad := range []string{"1e6", "10 20", "9223372036854775808"} {
 		os.WriteFile(file, []byte("body-limit: "+bad+"\n"), 0o600)
-		if _, err := Load([]string{"--config", file}, nil); err == nil || !strings.Contains(err.Error(), "body-limit") {
+		if _, err := Load([]string{"--config", file}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "body-limit") {
 			t.Errorf("YAML body-limit %s: got %v, want an error naming body-limit", bad, err)
 		}
 	}
@@ -168,7 +172,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bad.yaml")
 	yml := "max-take: many\nnot-a-key: 1\nbody-limit: 1e6\nadmin-users: [a, b]\nsweep-interval: -1s\n"
 	os.WriteFile(file, []byte(yml), 0o600)
-	e := env(map[string]string{
+	e := environ(map[string]string{
 		"SESSIOND_IDLE_TIMEOUT":   "soon",
 		"SESSIOND_IDLE_TIMOUT":    "1h", // misspelt
 		"SESSIOND_ADMIN_PASSWORD": "pw", // read by the daemon, not a flag
@@ -176,7 +180,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		"SESSIOND_TEST_DAEMON":    "1",
 		"HOME":                    "/root",
 	})
-	_, err := Load([]string{"--config", file, "--quota-files", "x", "--gateway", "/a/=ftp://h", "--listen", "nowhere"}, e)
+	_, err := LoadEnviron([]string{"--config", file, "--quota-files", "x", "--gateway", "/a/=ftp://h", "--listen", "nowhere"}, e)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -207,26 +211,26 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 }
 
 func TestLoadUsageErrors(t *testing.T) {
-	if _, err := Load([]string{"--help"}, nil); !errors.Is(err, flag.ErrHelp) {
+	if _, err := Load([]string{"--help"}, env(nil), io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: got %v, want flag.ErrHelp", err)
 	}
 	var ue *UsageError
 	for _, args := range [][]string{{"--nope"}, {"--listen"}, {"extra"}} {
-		if _, err := Load(args, nil); !errors.As(err, &ue) {
+		if _, err := Load(args, env(nil), io.Discard); !errors.As(err, &ue) {
 			t.Errorf("%q: got %v, want a UsageError", args, err)
 		}
 	}
 }
 
 func TestLoadTrustedAndTLSSettings(t *testing.T) {
-	got, err := Load([]string{"--internal-listen", "127.0.0.1:0", "--allow-public-trusted-apis", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil)
+	got, err := Load([]string{"--internal-listen", "127.0.0.1:0", "--allow-public-trusted-apis", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.InternalListen != "127.0.0.1:0" || !got.AllowPublicTrustedAPIs || got.TLSCert != "c.pem" || got.TLSKey != "k.pem" {
 		t.Fatalf("got %+v", got)
 	}
-	if _, err := Load([]string{"--admin-tls-cert", "c.pem"}, nil); err == nil || !strings.Contains(err.Error(), "give both") {
+	if _, err := Load([]string{"--admin-tls-cert", "c.pem"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "give both") {
 		t.Errorf("cert without key: got %v", err)
 	}
 }

@@ -21,7 +21,7 @@ import (
 // be reloaded from the --config file, with the flags and environment of
 // the start.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
-	cfg, err := config.Load(args, environ)
+	cfg, err := config.LoadEnviron(args, environ)
 	var ue *config.UsageError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -77,7 +77,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, envi
 // are still read again from the files already configured.
 func reload(m *daemon.Main, args, environ []string) {
 	m.Log.Info("SIGHUP: reloading")
-	cfg, err := config.Load(args, environ)
+	cfg, err := config.LoadEnviron(args, environ)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			m.Log.Error("reload: configuration problem; keeping the running configuration", "problem", line)
