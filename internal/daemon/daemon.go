@@ -47,8 +47,11 @@ type Main struct {
 	Service *sessiond.Service
 	Dirs    *files.Dirs
 
+	// AdminHandler serves the admin listener; its SetUsers, when it has
+	// one, replaces the admin users on a configuration reload.
+	AdminHandler http.Handler
+
 	listeners []*listener // public, [internal,] admin
-	adminH    http.Handler
 	failed    chan error
 	gateway   atomic.Pointer[gateway.Gateway] // nil: no routes
 	// Failed receives an error if a listener stops unexpectedly.
@@ -130,7 +133,7 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
-	m.adminH = adm
+	m.AdminHandler = adm
 	attrs := []any{}
 	for _, l := range m.listeners {
 		switch l.name {

@@ -69,14 +69,14 @@ func (m *Main) Reload(cfg config.Config) {
 	}
 
 	if !reflect.DeepEqual(cfg.AdminUsers, old.AdminUsers) {
-		if us, ok := m.adminH.(usersSetter); ok {
+		if us, ok := any(m.AdminHandler).(usersSetter); ok {
 			if err := us.SetUsers(cfg.AdminUsers); err != nil {
 				m.Log.Error("reload: keeping the old admin users", "err", err)
 			} else {
 				next.AdminUsers = cfg.AdminUsers
 			}
 		} else {
-			// TODO(lead): wire once admin.New's handler has SetUsers.
+			// TODO(lead): admin.Handler.SetUsers (branch auth) makes this path dead.
 			m.Log.Warn("reload: admin users cannot change while running in this build; restart to apply")
 		}
 	}
