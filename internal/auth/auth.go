@@ -85,6 +85,17 @@ func (h Headers) Strip(hdr http.Header) {
 	}
 }
 
+// SameHeader reports whether two header names are the same once ASCII
+// case is ignored and '_' and '-' are treated alike: the comparison every
+// strip of client-sent headers uses, so that no spelling slips through.
+func SameHeader(a, b string) bool { return sameHeader(a, b) }
+
+// HeaderHasPrefix reports whether the header name begins with prefix,
+// compared as SameHeader compares names.
+func HeaderHasPrefix(name, prefix string) bool {
+	return len(name) >= len(prefix) && prefix != "" && sameHeader(name[:len(prefix)], prefix)
+}
+
 // sameHeader compares header names ignoring ASCII case and treating '_'
 // and '-' alike.
 func sameHeader(a, b string) bool {
