@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"sessiond/internal/clientip"
 )
 
 // Config is everything `sessiond serve` can be told.
@@ -41,6 +43,9 @@ type Config struct {
 	UpstreamTimeout time.Duration `yaml:"upstream-timeout"`
 	QuotaBytes      int64         `yaml:"quota-bytes"`
 	QuotaFiles      int           `yaml:"quota-files"`
+	// TrustedProxies are the proxies in front of sessiond (IP addresses or
+	// CIDR blocks) whose X-Forwarded-For is believed. Default: none.
+	TrustedProxies []string `yaml:"trusted-proxies"`
 
 	HeaderToken      string `yaml:"header-token"`
 	HeaderAPIKey     string `yaml:"header-apikey"`
@@ -170,6 +175,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "gateway: how long to wait for an upstream's response headers")
 	fs.Var(bytesValue{&c.QuotaBytes}, "quota-bytes", "session directory quota in bytes (e.g. 100MiB)")
 	fs.IntVar(&c.QuotaFiles, "quota-files", c.QuotaFiles, "session directory quota in files")
+	fs.Var(stringList{&c.TrustedProxies}, "trusted-proxies", "trusted proxy `IPs/CIDRs` in front of sessiond, comma-separated (repeatable)")
 	fs.StringVar(&c.HeaderToken, "header-token", c.HeaderToken, "header carrying the session token")
 	fs.StringVar(&c.HeaderAPIKey, "header-apikey", c.HeaderAPIKey, "header carrying the API key")
 	fs.StringVar(&c.HeaderSecret, "header-secret", c.HeaderSecret, "header carrying the API key secret")
@@ -228,12 +234,18 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 			}
 			return
 		}
+		if f.Name == "trusted-proxies" {
+			cfg.TrustedProxies = nil // the variable replaces the file's list
+		}
 		if err := fs.Set(f.Name, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", EnvName(f.Name), err))
 		}
 	})
 	if len(given["gateway"]) > 0 {
 		cfg.Gateway = nil
+	}
+	if len(given["trusted-proxies"]) > 0 {
+		cfg.TrustedProxies = nil
 	}
 	for name, vals := range given {
 		if name == "config" {
@@ -357,6 +369,9 @@ func (c *Config) Validate() error {
 		if !ok || !strings.HasPrefix(prefix, "/") || target == "" {
 			bad("gateway", "%q is not PREFIX=URL with PREFIX starting with /", g)
 		}
+	}
+	if _, err := clientip.ParseTrusted(c.TrustedProxies); err != nil {
+		bad("trusted-proxies", "%v", err)
 	}
 	return errors.Join(errs...)
 }

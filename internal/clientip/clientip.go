@@ -103,7 +103,10 @@ func (r *Resolver) Client(req *http.Request) string {
 // address ends the walk: the client is the nearest address to its right.
 // forwardFor is "" when the peer's address is unknown (a unix socket).
 func (r *Resolver) Forwarded(req *http.Request) (client, forwardFor string, trustedPeer bool) {
-	peer := hostOf(req.RemoteAddr)
+	peer, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr, "", false // not an IP peer: nothing to forward
+	}
 	if r == nil || len(r.trusted) == 0 {
 		return peer, peer, false // the common case: nothing to parse
 	}
@@ -148,15 +151,6 @@ func parseHop(s string) (netip.Addr, bool) {
 		return ap.Addr().Unmap(), true
 	}
 	return netip.Addr{}, false
-}
-
-// hostOf is the host of a RemoteAddr ("1.2.3.4:5" gives "1.2.3.4"), or the
-// whole of it when it has no port.
-func hostOf(remoteAddr string) string {
-	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		return host
-	}
-	return remoteAddr
 }
 
 // Client-address headers other than the prefixed families below: the

@@ -23,6 +23,7 @@ import (
 	"sessiond/config"
 	"sessiond/gateway"
 	"sessiond/internal/auth"
+	"sessiond/internal/clientip"
 	"sessiond/internal/httpx"
 	"sessiond/store/embedded"
 	"sessiond/store/memory"
@@ -153,12 +154,16 @@ func (m *Main) headers() auth.Headers {
 // gateway routes (without the logging middleware).
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
+	clients, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
 	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
 	mux.Handle("/sessions", rst)
 	mux.Handle("/sessions/", rst)
-	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr})
+	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr, Clients: clients})
 	mux.Handle("/api/v1/session/jsonrpc", rpc)
 	mux.Handle("/api/v2/session/jsonrpc", rpc)
 	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr})
@@ -174,7 +179,7 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			routes = append(routes, r)
 		}
 		var err error
-		gw, err = gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
+		gw, err = gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log, Clients: clients})
 		if err != nil {
 			return nil, err
 		}
