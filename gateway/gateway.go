@@ -108,10 +108,10 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 	}
 	hdr := opts.Headers.WithDefaults()
 	g := &Gateway{
-		svc:    svc,
-		hdr:    hdr,
-		sidKey: http.CanonicalHeaderKey(hdr.SessionID),
-		dirKey: http.CanonicalHeaderKey(hdr.SessionDir),
+		svc:     svc,
+		hdr:     hdr,
+		sidKey:  http.CanonicalHeaderKey(hdr.SessionID),
+		dirKey:  http.CanonicalHeaderKey(hdr.SessionDir),
 		dirs:    opts.Dirs,
 		log:     opts.Log,
 		clients: opts.Clients,
