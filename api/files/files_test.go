@@ -818,3 +818,41 @@ func TestEscapesThroughServeMux(t *testing.T) {
 		})
 	}
 }
+
+// A session's directory replaced by a symbolic link to another session's
+// (both inside the root, which os.Root alone would follow) is not
+// followed: the first session sees none of the second's files, and can
+// write nothing into it.
+func TestSessionDirReplacedByLinkIsRefused(t *testing.T) {
+	e := newEnv(t, Quota{})
+	idA, tokenA := e.open()
+	idB, tokenB := e.open()
+	if rec := e.do("PUT", "b.txt", tokenB, strings.NewReader("B's")); rec.Code != http.StatusCreated {
+		t.Fatalf("PUT: got %d", rec.Code)
+	}
+	if rec := e.do("GET", "", tokenA, nil); rec.Code != 200 {
+		t.Fatalf("A's listing: got %d", rec.Code)
+	}
+	before := tree(t, e.sessionDir(idB))
+	for _, target := range []string{idB, e.sessionDir(idB)} { // relative and absolute
+		if err := os.RemoveAll(e.sessionDir(idA)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, e.sessionDir(idA)); err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range []*httptest.ResponseRecorder{
+			e.do("GET", "", tokenA, nil),
+			e.do("GET", "b.txt", tokenA, nil),
+			e.do("PUT", "a.txt", tokenA, strings.NewReader("A's")),
+			e.do("DELETE", "b.txt", tokenA, nil),
+		} {
+			if rec.Code < 400 || strings.Contains(rec.Body.String(), "b.txt") || strings.Contains(rec.Body.String(), "B's") {
+				t.Errorf("link to %s: got %d %s, want an error that shows nothing of B's", target, rec.Code, rec.Body)
+			}
+		}
+		if after := tree(t, e.sessionDir(idB)); !sameTree(before, after) {
+			t.Errorf("B's directory changed: %v, was %v", after, before)
+		}
+	}
+}
