@@ -84,17 +84,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := h.authenticate(r)
 	if err != nil {
-		gateway.WriteError(w, r, err)
+		refuse(w, r, err)
 		return
 	}
 	rel, isDir, err := h.path(r)
 	if err != nil {
-		gateway.WriteError(w, r, err)
+		refuse(w, r, err)
+		return
+	}
+	// A body announced larger than the whole quota is refused before
+	// anything else, and before it is asked for (no 100 Continue).
+	if r.Method == http.MethodPut && r.ContentLength > h.dirs.quota.MaxBytes {
+		refuse(w, r, quotaBytes(h.dirs.quota))
 		return
 	}
 	root, err := h.dirs.open(sess.ID)
 	if err != nil {
-		gateway.WriteError(w, r, sessiond.Internal(fmt.Errorf("opening the directory of session %s: %w", sess.ID, err)))
+		refuse(w, r, sessiond.Internal(fmt.Errorf("opening the directory of session %s: %w", sess.ID, err)))
 		return
 	}
 	defer root.Close()
@@ -107,8 +113,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.get(w, r, root, rel)
 	}
 	if err != nil {
-		gateway.WriteError(w, r, h.fsError(err))
+		refuse(w, r, h.fsError(err))
 	}
+}
+
+// Bounds of what refuse reads of a refused request's body.
+const (
+	drainBytes = 64 << 20
+	drainTime  = 5 * time.Second
+)
+
+// refuse answers err. When the request has a body that may still be on its
+// way (an upload refused early, or cut off by the quota), it answers first,
+// with Connection: close, and then reads and discards what the client goes
+// on sending, up to drainBytes and drainTime: a client that sends its
+// whole body before it reads the answer then still gets the answer,
+// instead of a connection reset that would lose it. Once the answer is
+// out, reading the body no longer sends a 100 Continue, so a client
+// waiting for one sends nothing and just reads the answer.
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		gateway.WriteError(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 {
+		// Without full duplex the server would read (some of) the rest of
+		// the body itself before answering, or give up on it and close.
+		_ = rc.EnableFullDuplex()
+		w.Header().Set("Connection", "close")
+	}
+	gateway.WriteError(w, r, err)
+	if rc.Flush() != nil {
+		return
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(drainTime))
+	io.CopyN(io.Discard, r.Body, drainBytes)
 }
 
 // path returns the path of the request relative to the session directory.
@@ -242,9 +282,6 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, root *os.Root, ses
 		return sessiond.Errorf(sessiond.EINVALID, "PUT needs a file path, not a directory")
 	}
 	q := h.dirs.quota
-	if r.ContentLength > q.MaxBytes {
-		return quotaBytes(q)
-	}
 	u := h.dirs.usageOf(sessionID)
 	up, err := h.plan(root, u, rel, r.ContentLength)
 	if err != nil {
