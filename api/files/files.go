@@ -12,6 +12,8 @@
 package files
 
 import (
+	"bufio"
+	"container/heap"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -20,8 +22,10 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,14 +46,22 @@ type Options struct {
 	Headers auth.Headers
 	// Prefix is the path the handler is mounted at. Default DefaultPrefix.
 	Prefix string
+	// MaxList is the most entries one directory listing answers (more
+	// come page by page). Default: the quota's MaxFiles, at most
+	// DefaultMaxList: a directory within its quota lists in one answer.
+	MaxList int
 }
+
+// DefaultMaxList caps the default of Options.MaxList.
+const DefaultMaxList = 10_000
 
 // Handler serves the session files API.
 type Handler struct {
-	svc    *sessiond.Service
-	dirs   *Dirs
-	hdr    auth.Headers
-	prefix string
+	svc     *sessiond.Service
+	dirs    *Dirs
+	hdr     auth.Headers
+	prefix  string
+	maxList int
 }
 
 // New returns the handler of the session files API. Mount it at
@@ -62,7 +74,10 @@ func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
 	if !strings.HasSuffix(opts.Prefix, "/") {
 		opts.Prefix += "/"
 	}
-	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix}
+	if opts.MaxList <= 0 {
+		opts.MaxList = min(dirs.quota.MaxFiles, DefaultMaxList)
+	}
+	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix, maxList: opts.MaxList}
 }
 
 // Entry describes a file or directory, in listings and in PUT answers.
@@ -200,7 +215,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, root *os.Root, rel
 		return err
 	}
 	if st.IsDir() {
-		return h.list(w, f)
+		return h.list(w, r, f)
 	}
 	if !st.Mode().IsRegular() {
 		return sessiond.Errorf(sessiond.EINVALID, "%s is not a regular file", rel)
@@ -215,26 +230,108 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, root *os.Root, rel
 	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, dir *os.File) error {
-	des, err := dir.ReadDir(-1)
-	if err != nil {
-		return err
-	}
-	out := make([]Entry, 0, len(des))
-	for _, de := range des {
-		if isTemp(de.Name()) {
-			continue
+// list answers a directory listing: a JSON array of the entries whose
+// names sort after the "after" query parameter (all, without it), sorted by
+// name, at most h.maxList of them. When more follow, a Link header points
+// at the next page (rel="next", with after= the last name listed).
+//
+// Memory stays bounded by h.maxList however large the directory: its
+// entries are read in batches, only the maxList smallest names are kept
+// (a max-heap), and the answer is written out entry by entry.
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, dir *os.File) error {
+	after := r.URL.Query().Get("after")
+	keep := &nameHeap{}
+	more := false
+	for {
+		batch, err := dir.ReadDir(listBatch)
+		for _, de := range batch {
+			name := de.Name()
+			if isTemp(name) || (after != "" && name <= after) {
+				continue
+			}
+			switch {
+			case len(*keep) < h.maxList:
+				heap.Push(keep, de)
+			case name < (*keep)[0].Name():
+				(*keep)[0] = de
+				heap.Fix(keep, 0)
+				more = true
+			default:
+				more = true
+			}
 		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	des := []fs.DirEntry(*keep)
+	slices.SortFunc(des, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	if more {
+		next := url.Values{"after": {des[len(des)-1].Name()}}
+		hdr.Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
+	}
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 8<<10)
+	b := make([]byte, 0, 512)
+	b = append(b, '[')
+	first := true
+	for _, de := range des {
 		info, err := de.Info()
 		if err != nil {
 			continue // removed meanwhile
 		}
-		out = append(out, entryOf(de.Name(), info))
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = entryOf(de.Name(), info).AppendJSON(b)
+		if _, err := bw.Write(b); err != nil {
+			return nil // the client left; nothing more to answer
+		}
+		b = b[:0]
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, "", out)
+	b = append(b, ']', '\n')
+	bw.Write(b)
+	bw.Flush()
 	return nil
+}
+
+// listBatch is how many directory entries list reads at a time.
+const listBatch = 256
+
+// nameHeap is a max-heap of directory entries by name: its root is the
+// largest name kept, the first to give way to a smaller one.
+type nameHeap []fs.DirEntry
+
+func (h nameHeap) Len() int           { return len(h) }
+func (h nameHeap) Less(i, j int) bool { return h[i].Name() > h[j].Name() }
+func (h nameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *nameHeap) Push(x any)        { *h = append(*h, x.(fs.DirEntry)) }
+func (h *nameHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// AppendJSON appends e as JSON, as encoding/json would write it.
+func (e Entry) AppendJSON(b []byte) []byte {
+	b = append(b, `{"name":`...)
+	b = httpx.AppendString(b, e.Name)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, e.Size, 10)
+	b = append(b, `,"dir":`...)
+	b = strconv.AppendBool(b, e.Dir)
+	b = append(b, `,"modified":`...)
+	b = httpx.AppendTime(b, time.Time(e.Modified))
+	return append(b, '}')
 }
 
 func entryOf(name string, info fs.FileInfo) Entry {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -854,5 +855,52 @@ func TestSessionDirReplacedByLinkIsRefused(t *testing.T) {
 		if after := tree(t, e.sessionDir(idB)); !sameTree(before, after) {
 			t.Errorf("B's directory changed: %v, was %v", after, before)
 		}
+	}
+}
+
+// A directory larger than a listing's bound (here 2,500 entries a backend
+// wrote, against the default bound of the quota's 1,000) is listed page by
+// page: each answer at most the bound, sorted, with a Link to the next
+// page while more follow, and every entry exactly once in all.
+func TestListingIsBoundedAndPaged(t *testing.T) {
+	e := newEnv(t, Quota{})
+	id, token := e.open()
+	e.do("GET", "", token, nil) // creates the directory
+	var want []string
+	for i := range 2500 {
+		name := fmt.Sprintf("f%05d", (i*7919)%2500) // not in creation order
+		if err := os.WriteFile(filepath.Join(e.sessionDir(id), name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	if err := os.WriteFile(filepath.Join(e.sessionDir(id), tempPrefix+"x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+
+	var got []string
+	next, pages := "", 0
+	for {
+		rec := e.do("GET", next, token, nil)
+		page := names(listing(t, rec))
+		pages++
+		if len(page) > 1000 || !slices.IsSorted(page) {
+			t.Fatalf("page %d: %d entries, sorted %v; want at most 1000, sorted", pages, len(page), slices.IsSorted(page))
+		}
+		got = append(got, page...)
+		link := rec.Header().Get("Link")
+		if link == "" {
+			break
+		}
+		u, ok := strings.CutPrefix(link, "<"+DefaultPrefix)
+		u, ok2 := strings.CutSuffix(u, `>; rel="next"`)
+		if !ok || !ok2 || pages > 3 {
+			t.Fatalf("page %d: Link %q", pages, link)
+		}
+		next = u
+	}
+	if pages != 3 || !slices.Equal(got, want) {
+		t.Errorf("%d pages, %d entries (first %v); want 3 pages and every entry once", pages, len(got), got[:3])
 	}
 }
