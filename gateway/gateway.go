@@ -300,8 +300,7 @@ func (g *Gateway) rewrite(rt *route, pr *httputil.ProxyRequest) {
 
 	// No client-chosen credential, identity or address header goes on,
 	// in any spelling; the forwarding headers are then set fresh.
-	g.hdr.Strip(out.Header)
-	clientip.Strip(out.Header)
+	g.hdr.StripWith(out.Header, clientip.IsAddressHeader)
 	g.setForwarded(in, out.Header)
 	if x := exchangeOf(in); x != nil && x.sessionID != "" {
 		out.Header[g.sidKey] = []string{x.sessionID}

@@ -176,31 +176,32 @@ var addressHeaders = []string{
 	"Akamai-Client-IP",
 }
 
-// Prefixes of header families that describe the forwarding path:
-// X-Forwarded-For/-Proto/-Host/-Port/-Prefix/-Server/... and X-Forwarded
-// itself, Forwarded (RFC 7239) and Forwarded-For, X-Original-Forwarded-For
-// and its kin.
-var addressPrefixes = []string{"X-Forwarded", "Forwarded", "X-Original-Forwarded"}
-
 // IsAddressHeader reports whether a header of this name may carry a client
 // address or other forwarding information, however it is spelled (case and
-// '_'/'-' folded as auth.SameHeader does).
+// '_'/'-' folded as auth.SameHeader does): the X-Forwarded-* family
+// (-For, -Proto, -Host, -Port, -Prefix, -Server, ... and X-Forwarded
+// itself), Forwarded (RFC 7239) and Forwarded-*, X-Original-Forwarded-*,
+// and the names in addressHeaders. It runs on every header of every
+// gateway request, so it rejects the usual names after a byte or two.
 func IsAddressHeader(name string) bool {
-	if len(name) < 8 { // shorter than every name above: the usual headers pass at once
+	if len(name) < 9 { // shorter than every name here
 		return false
 	}
-	switch name[0] | 0x20 { // the first letter of every name above, folded
-	case 'x', 'f', 't', 'c', 'a':
+	switch name[0] | 0x20 { // the first letter, folded
+	case 'x':
+		if auth.HeaderHasPrefix(name, "X-Forwarded") || auth.HeaderHasPrefix(name, "X-Original-Forwarded") {
+			return true
+		}
+	case 'f':
+		if auth.HeaderHasPrefix(name, "Forwarded") {
+			return true
+		}
+	case 't', 'c', 'a':
 	default:
 		return false
 	}
-	for _, p := range addressPrefixes {
-		if auth.HeaderHasPrefix(name, p) {
-			return true
-		}
-	}
 	for _, h := range addressHeaders {
-		if auth.SameHeader(name, h) {
+		if len(h) == len(name) && auth.SameHeader(name, h) {
 			return true
 		}
 	}
