@@ -30,8 +30,8 @@ func TestConfined(t *testing.T) {
 		{"/", "/a/../x", true},
 	}
 	for _, tt := range tests {
-		if got := confined(tt.prefix, tt.path); got != tt.want {
-			t.Errorf("confined(%q, %q) = %v, want %v", tt.prefix, tt.path, got, tt.want)
+		if got := confinedPath(tt.prefix, tt.path); got != tt.want {
+			t.Errorf("confinedPath(%q, %q) = %v, want %v", tt.prefix, tt.path, got, tt.want)
 		}
 	}
 }
@@ -46,7 +46,7 @@ func BenchmarkHardeningHotPath(b *testing.B) {
 	strip := auth.DefaultHeaders.WithDefaults()
 	b.ReportAllocs()
 	for b.Loop() {
-		if !confined("/api/v1/dataproc/", req.URL.Path) {
+		if !confined("/api/v1/dataproc/", req.URL) {
 			b.Fatal("refused")
 		}
 		strip.StripWith(hdr, clientip.IsAddressHeader)

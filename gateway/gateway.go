@@ -231,7 +231,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Before authentication: refusing costs nothing, and nothing of the
 	// request is forwarded.
-	if !confined(rt.Prefix, r.URL.Path) {
+	if !confined(rt.Prefix, r.URL) {
 		WriteError(w, r, sessiond.Errorf(sessiond.EINVALID,
 			"the path leads out of %s once its dot-segments are resolved", rt.Prefix))
 		return

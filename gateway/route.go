@@ -118,10 +118,13 @@ func covers(p, urlPath string) bool {
 	return p[len(p)-1] == '/' || len(urlPath) == len(p) || urlPath[len(p)] == '/'
 }
 
-// confined reports whether the decoded URL path, once normalized by a
-// backend, stays within the route prefix p (which covers it). It is
+// confined reports whether the request path, once normalized by a backend,
+// stays within the route prefix p (which covers its decoded form). It is
 // deliberately pessimistic about how backends normalize:
 //
+//   - the path as sent must start with the prefix as written: a prefix
+//     reached only by decoding ("/api/v1/dataproc%2Fx", "/%61pi/...") is
+//     somewhere else to a backend that does not decode;
 //   - '/' and '\' both separate segments, encoded or not (urlPath is
 //     already decoded once, so "%2F" and "%5C" are separators here too);
 //   - empty segments count for nothing ("a//.." climbs out of "a"), as in a
@@ -133,7 +136,15 @@ func covers(p, urlPath string) bool {
 // A path is refused as soon as a ".." would climb above the prefix's own
 // level; ".." that stays below it ("a/../b") is allowed. Nothing else of the
 // path is judged: it reaches the upstream exactly as it came.
-func confined(p, urlPath string) bool {
+func confined(p string, u *url.URL) bool {
+	if u.RawPath != "" && !covers(p, u.EscapedPath()) {
+		return false
+	}
+	return confinedPath(p, u.Path)
+}
+
+// confinedPath is the dot-segment half of confined, on the decoded path.
+func confinedPath(p, urlPath string) bool {
 	if !strings.Contains(urlPath, "..") && strings.IndexByte(urlPath, '%') < 0 {
 		return true // the usual path: no dot-segment can hide in it
 	}
