@@ -1,10 +1,12 @@
 // Package gateway forwards authenticated requests to backends (SPEC section
 // 6): each configured route maps a path prefix to an upstream, and every
-// request under a prefix is authenticated with a session token (or
-// APIKey/Secret), stripped of every credential and identity header the
-// client sent, given the session's id (and directory) in trusted headers,
-// streamed to the upstream with httputil.ReverseProxy, and counted in the
-// session's statistics.
+// request under a prefix is refused if its path could lead out of the
+// prefix (route.go, confined), authenticated with a session token (or
+// APIKey/Secret), stripped of every credential, identity and client address
+// header the client sent, given the session's id (and directory) and a
+// fresh X-Forwarded-For (internal/clientip) in trusted headers, streamed to
+// the upstream with httputil.ReverseProxy, and counted in the session's
+// statistics.
 //
 // The package also owns the error dialect of section 6 (see errors.go),
 // which the session files API shares.
@@ -233,7 +235,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// request is forwarded.
 	if !confined(rt.Prefix, r.URL) {
 		WriteError(w, r, sessiond.Errorf(sessiond.EINVALID,
-			"the path leads out of %s once its dot-segments are resolved", rt.Prefix))
+			"the path could lead out of %s once normalized (dot-segments, encoded slashes or an encoded prefix)", rt.Prefix))
 		return
 	}
 	caller, err := g.svc.Authenticate(r.Context(), g.hdr.Credentials(r))
