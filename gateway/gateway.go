@@ -233,7 +233,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Before authentication: refusing costs nothing, and nothing of the
 	// request is forwarded.
-	if !confined(rt.Prefix, r.URL) {
+	if !confined(rt.Prefix, r) {
 		WriteError(w, r, sessiond.Errorf(sessiond.EINVALID,
 			"the path could lead out of %s once normalized (dot-segments, encoded slashes or an encoded prefix)", rt.Prefix))
 		return

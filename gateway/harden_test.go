@@ -97,7 +97,7 @@ func TestPathsOutOfThePrefixAreRefused(t *testing.T) {
 	}
 	// The prefix itself reached only by decoding: elsewhere to a backend
 	// that does not decode.
-	targets = append(targets, "/api/v1/dataproc%2Fa/b.txt", "/api/v1/dataproc%2f..%2fsecret.txt", "/api/v1/d%61taproc/a/b.txt", "/api%2Fv1/dataproc/a/b.txt")
+	targets = append(targets, "/api/v1/dataproc%2Fa/b.txt", "/api/v1/dataproc%2f..%2fsecret.txt", "/api/v1/d%61taproc/a/b.txt", "/api%2Fv1/dataproc/a/b.txt", "/api/v1/d%61taproc/%7Bx%7D/{y}")
 	for _, target := range targets {
 		t.Run("refused "+target, func(t *testing.T) {
 			before := up.hits.Load()

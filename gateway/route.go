@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -136,11 +137,15 @@ func covers(p, urlPath string) bool {
 // A path is refused as soon as a ".." would climb above the prefix's own
 // level; ".." that stays below it ("a/../b") is allowed. Nothing else of the
 // path is judged: it reaches the upstream exactly as it came.
-func confined(p string, u *url.URL) bool {
-	if u.RawPath != "" && !covers(p, u.EscapedPath()) {
+func confined(p string, r *http.Request) bool {
+	sent := originPath(r.RequestURI) // what the upstream will get
+	if sent == "" {
+		sent = r.URL.EscapedPath()
+	}
+	if !covers(p, sent) {
 		return false
 	}
-	return confinedPath(p, u.Path)
+	return confinedPath(p, r.URL.Path)
 }
 
 // confinedPath is the dot-segment half of confined, on the decoded path.
