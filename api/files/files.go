@@ -7,8 +7,11 @@
 //
 // Every path is confined to the session's directory by cleanPath (which
 // refuses "..", encoded slashes, absolute paths, NUL bytes, backslashes)
-// and by os.Root (which refuses symbolic links that lead out). Errors use
-// the section 6 dialect of package gateway.
+// and by os.Root (which refuses symbolic links that lead out); the session
+// directory itself is opened without following a link (Dirs.open).
+// Listings are bounded and paged (list), and a refused upload still gets
+// its answer to the client (refuse). Errors use the section 6 dialect of
+// package gateway.
 package files
 
 import (
@@ -147,22 +150,20 @@ const (
 // out, reading the body no longer sends a 100 Continue, so a client
 // waiting for one sends nothing and just reads the answer.
 func refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+	// HTTP/2 ends a refused stream on its own without losing the answer.
+	if r.ProtoMajor != 1 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		gateway.WriteError(w, r, err)
 		return
 	}
+	// Without full duplex the server would read (some of) the rest of the
+	// body itself before answering, or give up on it and close.
 	rc := http.NewResponseController(w)
-	if r.ProtoMajor == 1 {
-		// Without full duplex the server would read (some of) the rest of
-		// the body itself before answering, or give up on it and close.
-		_ = rc.EnableFullDuplex()
-		w.Header().Set("Connection", "close")
-	}
+	_ = rc.EnableFullDuplex()
+	w.Header().Set("Connection", "close")
 	gateway.WriteError(w, r, err)
-	if rc.Flush() != nil {
+	if rc.Flush() != nil || rc.SetReadDeadline(time.Now().Add(drainTime)) != nil {
 		return
 	}
-	_ = rc.SetReadDeadline(time.Now().Add(drainTime))
 	io.CopyN(io.Discard, r.Body, drainBytes)
 }
 
