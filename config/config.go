@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sessiond/gateway"
+	"sessiond/internal/clientip"
 )
 
 // Config is everything `sessiond serve` can be told.
@@ -46,6 +47,9 @@ type Config struct {
 	UpstreamTimeout time.Duration `yaml:"upstream-timeout"`
 	QuotaBytes      int64         `yaml:"quota-bytes"`
 	QuotaFiles      int           `yaml:"quota-files"`
+	// TrustedProxies are the proxies in front of sessiond (IP addresses or
+	// CIDR blocks) whose X-Forwarded-For is believed. Default: none.
+	TrustedProxies []string `yaml:"trusted-proxies"`
 
 	HeaderToken      string `yaml:"header-token"`
 	HeaderAPIKey     string `yaml:"header-apikey"`
@@ -207,6 +211,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "gateway: how long to wait for an upstream's response headers")
 	fs.Var(bytesValue{&c.QuotaBytes}, "quota-bytes", "session directory quota in bytes (e.g. 100MiB)")
 	fs.IntVar(&c.QuotaFiles, "quota-files", c.QuotaFiles, "session directory quota in files")
+	fs.Var(stringList{&c.TrustedProxies}, "trusted-proxies", "trusted proxy `IPs/CIDRs` in front of sessiond, comma-separated (repeatable)")
 	fs.StringVar(&c.HeaderToken, "header-token", c.HeaderToken, "header carrying the session token")
 	fs.StringVar(&c.HeaderAPIKey, "header-apikey", c.HeaderAPIKey, "header carrying the API key")
 	fs.StringVar(&c.HeaderSecret, "header-secret", c.HeaderSecret, "header carrying the API key secret")
@@ -568,6 +573,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		bad("drain-timeout", "must be positive, got %s", c.DrainTimeout)
+	}
+	if _, err := clientip.ParseTrusted(c.TrustedProxies); err != nil {
+		bad("trusted-proxies", "%v", err)
 	}
 	return errors.Join(errs...)
 }

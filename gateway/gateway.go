@@ -1,10 +1,12 @@
 // Package gateway forwards authenticated requests to backends (SPEC section
 // 6): each configured route maps a path prefix to an upstream, and every
-// request under a prefix is authenticated with a session token (or
-// APIKey/Secret), stripped of every credential and identity header the
-// client sent, given the session's id (and directory) in trusted headers,
-// streamed to the upstream with httputil.ReverseProxy, and counted in the
-// session's statistics.
+// request under a prefix is refused if its path could lead out of the
+// prefix (route.go, confined), authenticated with a session token (or
+// APIKey/Secret), stripped of every credential, identity and client address
+// header the client sent, given the session's id (and directory) and a
+// fresh X-Forwarded-For (internal/clientip) in trusted headers, streamed to
+// the upstream with httputil.ReverseProxy, and counted in the session's
+// statistics.
 //
 // The package also owns the error dialect of section 6 (see errors.go),
 // which the session files API shares.
@@ -27,6 +29,7 @@ import (
 
 	"sessiond"
 	"sessiond/internal/auth"
+	"sessiond/internal/clientip"
 	"sessiond/internal/httpx"
 )
 
@@ -61,6 +64,10 @@ type Options struct {
 	// Log receives upstream failures. Default: the request's logger
 	// (httpx.Logger).
 	Log *slog.Logger
+	// Clients tells the client address sent on in X-Forwarded-For, and
+	// which proxies in front of sessiond are trusted. Default: none is;
+	// the client is the direct peer.
+	Clients *clientip.Resolver
 }
 
 // Defaults of Options.
@@ -80,6 +87,7 @@ type Gateway struct {
 	dirs      SessionDirs
 	transport *http.Transport
 	log       *slog.Logger
+	clients   *clientip.Resolver
 }
 
 type route struct {
@@ -102,12 +110,13 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 	}
 	hdr := opts.Headers.WithDefaults()
 	g := &Gateway{
-		svc:    svc,
-		hdr:    hdr,
-		sidKey: http.CanonicalHeaderKey(hdr.SessionID),
-		dirKey: http.CanonicalHeaderKey(hdr.SessionDir),
-		dirs:   opts.Dirs,
-		log:    opts.Log,
+		svc:     svc,
+		hdr:     hdr,
+		sidKey:  http.CanonicalHeaderKey(hdr.SessionID),
+		dirKey:  http.CanonicalHeaderKey(hdr.SessionDir),
+		dirs:    opts.Dirs,
+		log:     opts.Log,
+		clients: opts.Clients,
 	}
 
 	// One pooled keep-alive transport for every upstream. It passes bodies
@@ -222,6 +231,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, sessiond.Errorf(sessiond.ENOTFOUND, "no gateway route covers %s", r.URL.Path))
 		return
 	}
+	// Before authentication: refusing costs nothing, and nothing of the
+	// request is forwarded.
+	if !confined(rt.Prefix, r) {
+		WriteError(w, r, sessiond.Errorf(sessiond.EINVALID,
+			"the path could lead out of %s once normalized (dot-segments, encoded slashes or an encoded prefix)", rt.Prefix))
+		return
+	}
 	caller, err := g.svc.Authenticate(r.Context(), g.hdr.Credentials(r))
 	if err != nil {
 		WriteError(w, r, err)
@@ -283,15 +299,42 @@ func (g *Gateway) rewrite(rt *route, pr *httputil.ProxyRequest) {
 		out.URL.Opaque = p
 	}
 	out.URL.RawQuery = in.URL.RawQuery
-	pr.SetXForwarded()
 
-	g.hdr.Strip(out.Header)
+	// No client-chosen credential, identity or address header goes on,
+	// in any spelling; the forwarding headers are then set fresh.
+	g.hdr.StripWith(out.Header, clientip.IsAddressHeader)
+	g.setForwarded(in, out.Header)
 	if x := exchangeOf(in); x != nil && x.sessionID != "" {
 		out.Header[g.sidKey] = []string{x.sessionID}
 		if x.dir != "" {
 			out.Header[g.dirKey] = []string{x.dir}
 		}
 	}
+}
+
+// setForwarded sets X-Forwarded-For (the client's address, or the chain
+// of a trusted proxy from the client on), -Proto and -Host. A trusted
+// proxy's own -Proto and -Host are kept when they are plain values (a proxy
+// that terminates TLS says "https").
+func (g *Gateway) setForwarded(in *http.Request, h http.Header) {
+	_, xff, trusted := g.clients.Forwarded(in)
+	if xff != "" {
+		h["X-Forwarded-For"] = []string{xff}
+	}
+	proto, host := "http", in.Host
+	if in.TLS != nil {
+		proto = "https"
+	}
+	if trusted {
+		if v := in.Header.Values("X-Forwarded-Proto"); len(v) == 1 && (v[0] == "http" || v[0] == "https") {
+			proto = v[0]
+		}
+		if v := in.Header.Values("X-Forwarded-Host"); len(v) == 1 && v[0] != "" && !strings.ContainsAny(v[0], ", \t") {
+			host = v[0]
+		}
+	}
+	h["X-Forwarded-Proto"] = []string{proto}
+	h["X-Forwarded-Host"] = []string{host}
 }
 
 // originPath returns the path of an origin-form request target ("/a%2Fb"
@@ -316,6 +359,13 @@ func (g *Gateway) proxyError(rt *route, w http.ResponseWriter, r *http.Request, 
 		return // the client left (or the server is shutting down): no one to answer
 	}
 	if x != nil {
+		if berr := x.body.failed(); berr != nil {
+			// The client's body broke, not the upstream: the client's
+			// error, answered 400 and not counted against the upstream.
+			httpx.Logger(r.Context()).Debug("gateway: broken request body", "route", rt.Prefix, "err", berr)
+			WriteError(w, r, sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", berr))
+			return
+		}
 		x.failed = true
 	}
 	var e *sessiond.Error
@@ -347,17 +397,30 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// countingBody counts the bytes read from the client. The transport may
-// still read it after the handler returns, hence the atomic counter.
+// countingBody counts the bytes read from the client, and remembers a
+// failed read (a broken chunked body, a client that stopped mid-body). The
+// transport may still read it after the handler returns, hence the atomics.
 type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc      io.ReadCloser
+	n       atomic.Int64
+	readErr atomic.Pointer[error]
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.readErr.CompareAndSwap(nil, &err)
+	}
 	return n, err
+}
+
+// failed returns the error a read of the client's body gave, if any.
+func (b *countingBody) failed() error {
+	if p := b.readErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -116,4 +117,78 @@ func covers(p, urlPath string) bool {
 		return false
 	}
 	return p[len(p)-1] == '/' || len(urlPath) == len(p) || urlPath[len(p)] == '/'
+}
+
+// confined reports whether the request path, once normalized by a backend,
+// stays within the route prefix p (which covers its decoded form). It is
+// deliberately pessimistic about how backends normalize:
+//
+//   - the path as sent must start with the prefix as written: a prefix
+//     reached only by decoding ("/api/v1/dataproc%2Fx", "/%61pi/...") is
+//     somewhere else to a backend that does not decode;
+//   - '/' and '\' both separate segments, encoded or not (urlPath is
+//     already decoded once, so "%2F" and "%5C" are separators here too);
+//   - empty segments count for nothing ("a//.." climbs out of "a"), as in a
+//     backend that merges slashes;
+//   - a segment is "..", or ".." followed by ";parameters" (as in
+//     "..;/"), after one decoding and after a second one ("%252e%252e");
+//   - "." segments stay in place.
+//
+// A path is refused as soon as a ".." would climb above the prefix's own
+// level; ".." that stays below it ("a/../b") is allowed. Nothing else of the
+// path is judged: it reaches the upstream exactly as it came.
+func confined(p string, r *http.Request) bool {
+	sent := originPath(r.RequestURI) // what the upstream will get
+	if sent == "" {
+		sent = r.URL.EscapedPath()
+	}
+	if !covers(p, sent) {
+		return false
+	}
+	return confinedPath(p, r.URL.Path)
+}
+
+// confinedPath is the dot-segment half of confined, on the decoded path.
+func confinedPath(p, urlPath string) bool {
+	if !strings.Contains(urlPath, "..") && strings.IndexByte(urlPath, '%') < 0 {
+		return true // the usual path: no dot-segment can hide in it
+	}
+	floor := depth(p, 0, 0)
+	if floor < 0 || depth(urlPath, 0, floor) < floor {
+		return false
+	}
+	if strings.IndexByte(urlPath, '%') >= 0 {
+		// A backend that decodes twice sees "%252e%252e" as "..".
+		if again, err := url.PathUnescape(urlPath); err == nil && again != urlPath {
+			return depth(again, 0, floor) >= floor
+		}
+	}
+	return true
+}
+
+// depth walks the segments of a decoded path and returns how deep the
+// walk is at its end, or the first depth below floor that it reaches.
+func depth(s string, d, floor int) int {
+	for len(s) > 0 {
+		i := strings.IndexAny(s, `/\`)
+		seg := s
+		if i >= 0 {
+			seg, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			seg = seg[:j]
+		}
+		switch seg {
+		case "", ".":
+		case "..":
+			if d--; d < floor {
+				return d
+			}
+		default:
+			d++
+		}
+	}
+	return d
 }

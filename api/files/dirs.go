@@ -157,16 +157,49 @@ func (d *Dirs) open(sessionID string) (*os.Root, error) {
 	if _, err := d.Ensure(sessionID); err != nil {
 		return nil, err
 	}
-	r, err := d.root.OpenRoot(sessionID)
+	r, err := d.openOwn(sessionID)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Removed behind our back (by an operator, say): make it again.
 		d.forget(sessionID)
 		if _, err := d.Ensure(sessionID); err != nil {
 			return nil, err
 		}
-		r, err = d.root.OpenRoot(sessionID)
+		r, err = d.openOwn(sessionID)
 	}
 	return r, err
+}
+
+// errNotOwnDir is why a session directory that is not a directory of its
+// own (a symbolic link, to another session's directory say) is refused.
+var errNotOwnDir = errors.New("is not a directory of its own (replaced by a link?)")
+
+// openOwn opens the session's directory itself, never what a symbolic link
+// in its place points to: os.Root follows links that stay inside the root,
+// and a link from one session's name to another session's directory does.
+// The directory opened must be the very one Lstat saw under the name (same
+// device and inode), so swapping a link in between is caught as well.
+func (d *Dirs) openOwn(sessionID string) (*os.Root, error) {
+	st, err := d.root.Lstat(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("session directory %s %w", sessionID, errNotOwnDir)
+	}
+	r, err := d.root.OpenRoot(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := r.Stat(".")
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if !os.SameFile(st, opened) {
+		r.Close()
+		return nil, fmt.Errorf("session directory %s %w", sessionID, errNotOwnDir)
+	}
+	return r, nil
 }
 
 func (d *Dirs) forget(sessionID string) {

@@ -7,11 +7,16 @@
 //
 // Every path is confined to the session's directory by cleanPath (which
 // refuses "..", encoded slashes, absolute paths, NUL bytes, backslashes)
-// and by os.Root (which refuses symbolic links that lead out). Errors use
-// the section 6 dialect of package gateway.
+// and by os.Root (which refuses symbolic links that lead out); the session
+// directory itself is opened without following a link (Dirs.open).
+// Listings are bounded and paged (list), and a refused upload still gets
+// its answer to the client (refuse). Errors use the section 6 dialect of
+// package gateway.
 package files
 
 import (
+	"bufio"
+	"container/heap"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -19,9 +24,11 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,14 +49,22 @@ type Options struct {
 	Headers auth.Headers
 	// Prefix is the path the handler is mounted at. Default DefaultPrefix.
 	Prefix string
+	// MaxList is the most entries one directory listing answers (more
+	// come page by page). Default: the quota's MaxFiles, at most
+	// DefaultMaxList: a directory within its quota lists in one answer.
+	MaxList int
 }
+
+// DefaultMaxList caps the default of Options.MaxList.
+const DefaultMaxList = 10_000
 
 // Handler serves the session files API.
 type Handler struct {
-	svc    *sessiond.Service
-	dirs   *Dirs
-	hdr    auth.Headers
-	prefix string
+	svc     *sessiond.Service
+	dirs    *Dirs
+	hdr     auth.Headers
+	prefix  string
+	maxList int
 }
 
 // New returns the handler of the session files API. Mount it at
@@ -62,7 +77,10 @@ func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
 	if !strings.HasSuffix(opts.Prefix, "/") {
 		opts.Prefix += "/"
 	}
-	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix}
+	if opts.MaxList <= 0 {
+		opts.MaxList = min(dirs.quota.MaxFiles, DefaultMaxList)
+	}
+	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix, maxList: opts.MaxList}
 }
 
 // Entry describes a file or directory, in listings and in PUT answers.
@@ -84,17 +102,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := h.authenticate(r)
 	if err != nil {
-		gateway.WriteError(w, r, err)
+		refuse(w, r, err)
 		return
 	}
 	rel, isDir, err := h.path(r)
 	if err != nil {
-		gateway.WriteError(w, r, err)
+		refuse(w, r, err)
+		return
+	}
+	// A body announced larger than the whole quota is refused before
+	// anything else, and before it is asked for (no 100 Continue).
+	if r.Method == http.MethodPut && r.ContentLength > h.dirs.quota.MaxBytes {
+		refuse(w, r, quotaBytes(h.dirs.quota))
 		return
 	}
 	root, err := h.dirs.open(sess.ID)
 	if err != nil {
-		gateway.WriteError(w, r, sessiond.Internal(fmt.Errorf("opening the directory of session %s: %w", sess.ID, err)))
+		refuse(w, r, sessiond.Internal(fmt.Errorf("opening the directory of session %s: %w", sess.ID, err)))
 		return
 	}
 	defer root.Close()
@@ -107,8 +131,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.get(w, r, root, rel)
 	}
 	if err != nil {
-		gateway.WriteError(w, r, h.fsError(err))
+		refuse(w, r, h.fsError(err))
 	}
+}
+
+// Bounds of what refuse reads of a refused request's body.
+const (
+	drainBytes = 64 << 20
+	drainTime  = 5 * time.Second
+)
+
+// refuse answers err. When the request has a body that may still be on its
+// way (an upload refused early, or cut off by the quota), it answers first,
+// with Connection: close, and then reads and discards what the client goes
+// on sending, up to drainBytes and drainTime: a client that sends its
+// whole body before it reads the answer then still gets the answer,
+// instead of a connection reset that would lose it. Once the answer is
+// out, reading the body no longer sends a 100 Continue, so a client
+// waiting for one sends nothing and just reads the answer.
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	// HTTP/2 ends a refused stream on its own without losing the answer.
+	if r.ProtoMajor != 1 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		gateway.WriteError(w, r, err)
+		return
+	}
+	// Without full duplex the server would read (some of) the rest of the
+	// body itself before answering, or give up on it and close.
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	w.Header().Set("Connection", "close")
+	gateway.WriteError(w, r, err)
+	if rc.Flush() != nil || rc.SetReadDeadline(time.Now().Add(drainTime)) != nil {
+		return
+	}
+	io.CopyN(io.Discard, r.Body, drainBytes)
 }
 
 // path returns the path of the request relative to the session directory.
@@ -160,7 +216,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, root *os.Root, rel
 		return err
 	}
 	if st.IsDir() {
-		return h.list(w, f)
+		return h.list(w, r, f)
 	}
 	if !st.Mode().IsRegular() {
 		return sessiond.Errorf(sessiond.EINVALID, "%s is not a regular file", rel)
@@ -175,26 +231,108 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, root *os.Root, rel
 	return nil
 }
 
-func (h *Handler) list(w http.ResponseWriter, dir *os.File) error {
-	des, err := dir.ReadDir(-1)
-	if err != nil {
-		return err
-	}
-	out := make([]Entry, 0, len(des))
-	for _, de := range des {
-		if isTemp(de.Name()) {
-			continue
+// list answers a directory listing: a JSON array of the entries whose
+// names sort after the "after" query parameter (all, without it), sorted by
+// name, at most h.maxList of them. When more follow, a Link header points
+// at the next page (rel="next", with after= the last name listed).
+//
+// Memory stays bounded by h.maxList however large the directory: its
+// entries are read in batches, only the maxList smallest names are kept
+// (a max-heap), and the answer is written out entry by entry.
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, dir *os.File) error {
+	after := r.URL.Query().Get("after")
+	keep := &nameHeap{}
+	more := false
+	for {
+		batch, err := dir.ReadDir(listBatch)
+		for _, de := range batch {
+			name := de.Name()
+			if isTemp(name) || (after != "" && name <= after) {
+				continue
+			}
+			switch {
+			case len(*keep) < h.maxList:
+				heap.Push(keep, de)
+			case name < (*keep)[0].Name():
+				(*keep)[0] = de
+				heap.Fix(keep, 0)
+				more = true
+			default:
+				more = true
+			}
 		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	des := []fs.DirEntry(*keep)
+	slices.SortFunc(des, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	if more {
+		next := url.Values{"after": {des[len(des)-1].Name()}}
+		hdr.Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
+	}
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 8<<10)
+	b := make([]byte, 0, 512)
+	b = append(b, '[')
+	first := true
+	for _, de := range des {
 		info, err := de.Info()
 		if err != nil {
 			continue // removed meanwhile
 		}
-		out = append(out, entryOf(de.Name(), info))
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = entryOf(de.Name(), info).AppendJSON(b)
+		if _, err := bw.Write(b); err != nil {
+			return nil // the client left; nothing more to answer
+		}
+		b = b[:0]
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, "", out)
+	b = append(b, ']', '\n')
+	bw.Write(b)
+	bw.Flush()
 	return nil
+}
+
+// listBatch is how many directory entries list reads at a time.
+const listBatch = 256
+
+// nameHeap is a max-heap of directory entries by name: its root is the
+// largest name kept, the first to give way to a smaller one.
+type nameHeap []fs.DirEntry
+
+func (h nameHeap) Len() int           { return len(h) }
+func (h nameHeap) Less(i, j int) bool { return h[i].Name() > h[j].Name() }
+func (h nameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *nameHeap) Push(x any)        { *h = append(*h, x.(fs.DirEntry)) }
+func (h *nameHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// AppendJSON appends e as JSON, as encoding/json would write it.
+func (e Entry) AppendJSON(b []byte) []byte {
+	b = append(b, `{"name":`...)
+	b = httpx.AppendString(b, e.Name)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, e.Size, 10)
+	b = append(b, `,"dir":`...)
+	b = strconv.AppendBool(b, e.Dir)
+	b = append(b, `,"modified":`...)
+	b = httpx.AppendTime(b, time.Time(e.Modified))
+	return append(b, '}')
 }
 
 func entryOf(name string, info fs.FileInfo) Entry {
@@ -242,9 +380,6 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, root *os.Root, ses
 		return sessiond.Errorf(sessiond.EINVALID, "PUT needs a file path, not a directory")
 	}
 	q := h.dirs.quota
-	if r.ContentLength > q.MaxBytes {
-		return quotaBytes(q)
-	}
 	u := h.dirs.usageOf(sessionID)
 	up, err := h.plan(root, u, rel, r.ContentLength)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -816,5 +817,90 @@ func TestEscapesThroughServeMux(t *testing.T) {
 				t.Errorf("got %d %q, want a refusal or a redirect", resp.StatusCode, b)
 			}
 		})
+	}
+}
+
+// A session's directory replaced by a symbolic link to another session's
+// (both inside the root, which os.Root alone would follow) is not
+// followed: the first session sees none of the second's files, and can
+// write nothing into it.
+func TestSessionDirReplacedByLinkIsRefused(t *testing.T) {
+	e := newEnv(t, Quota{})
+	idA, tokenA := e.open()
+	idB, tokenB := e.open()
+	if rec := e.do("PUT", "b.txt", tokenB, strings.NewReader("B's")); rec.Code != http.StatusCreated {
+		t.Fatalf("PUT: got %d", rec.Code)
+	}
+	if rec := e.do("GET", "", tokenA, nil); rec.Code != 200 {
+		t.Fatalf("A's listing: got %d", rec.Code)
+	}
+	before := tree(t, e.sessionDir(idB))
+	for _, target := range []string{idB, e.sessionDir(idB)} { // relative and absolute
+		if err := os.RemoveAll(e.sessionDir(idA)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, e.sessionDir(idA)); err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range []*httptest.ResponseRecorder{
+			e.do("GET", "", tokenA, nil),
+			e.do("GET", "b.txt", tokenA, nil),
+			e.do("PUT", "a.txt", tokenA, strings.NewReader("A's")),
+			e.do("DELETE", "b.txt", tokenA, nil),
+		} {
+			if rec.Code < 400 || strings.Contains(rec.Body.String(), "b.txt") || strings.Contains(rec.Body.String(), "B's") {
+				t.Errorf("link to %s: got %d %s, want an error that shows nothing of B's", target, rec.Code, rec.Body)
+			}
+		}
+		if after := tree(t, e.sessionDir(idB)); !sameTree(before, after) {
+			t.Errorf("B's directory changed: %v, was %v", after, before)
+		}
+	}
+}
+
+// A directory larger than a listing's bound (here 2,500 entries a backend
+// wrote, against the default bound of the quota's 1,000) is listed page by
+// page: each answer at most the bound, sorted, with a Link to the next
+// page while more follow, and every entry exactly once in all.
+func TestListingIsBoundedAndPaged(t *testing.T) {
+	e := newEnv(t, Quota{})
+	id, token := e.open()
+	e.do("GET", "", token, nil) // creates the directory
+	var want []string
+	for i := range 2500 {
+		name := fmt.Sprintf("f%05d", (i*7919)%2500) // not in creation order
+		if err := os.WriteFile(filepath.Join(e.sessionDir(id), name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	if err := os.WriteFile(filepath.Join(e.sessionDir(id), tempPrefix+"x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+
+	var got []string
+	next, pages := "", 0
+	for {
+		rec := e.do("GET", next, token, nil)
+		page := names(listing(t, rec))
+		pages++
+		if len(page) > 1000 || !slices.IsSorted(page) {
+			t.Fatalf("page %d: %d entries, sorted %v; want at most 1000, sorted", pages, len(page), slices.IsSorted(page))
+		}
+		got = append(got, page...)
+		link := rec.Header().Get("Link")
+		if link == "" {
+			break
+		}
+		u, ok := strings.CutPrefix(link, "<"+DefaultPrefix)
+		u, ok2 := strings.CutSuffix(u, `>; rel="next"`)
+		if !ok || !ok2 || pages > 3 {
+			t.Fatalf("page %d: Link %q", pages, link)
+		}
+		next = u
+	}
+	if pages != 3 || !slices.Equal(got, want) {
+		t.Errorf("%d pages, %d entries (first %v); want 3 pages and every entry once", pages, len(got), got[:3])
 	}
 }

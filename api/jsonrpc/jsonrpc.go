@@ -47,6 +47,7 @@ import (
 
 	"sessiond"
 	"sessiond/internal/auth"
+	"sessiond/internal/clientip"
 	"sessiond/internal/httpx"
 )
 
@@ -63,6 +64,9 @@ type Options struct {
 	Headers auth.Headers
 	// MaxBatch is the largest number of requests in one batch. Default 100.
 	MaxBatch int
+	// Clients tells the client address a session records (the same
+	// address the gateway sends on). Default: the direct peer.
+	Clients *clientip.Resolver
 }
 
 type handler struct {
@@ -70,6 +74,7 @@ type handler struct {
 	limit    int64
 	headers  auth.Headers
 	maxBatch int
+	clients  *clientip.Resolver
 }
 
 // New returns the Session API handler. It answers every path it is mounted
@@ -78,7 +83,7 @@ type handler struct {
 // that it answers other HTTP methods with its own 405.
 func New(svc *sessiond.Service, opts Options) http.Handler {
 	hdr := opts.Headers.WithDefaults() // canonical names: Header.Get allocates nothing
-	h := &handler{svc: svc, limit: opts.BodyLimit, headers: hdr, maxBatch: opts.MaxBatch}
+	h := &handler{svc: svc, limit: opts.BodyLimit, headers: hdr, maxBatch: opts.MaxBatch, clients: opts.Clients}
 	if h.limit <= 0 {
 		h.limit = httpx.DefaultBodyLimit
 	}

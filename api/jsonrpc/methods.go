@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,7 +94,7 @@ func (h *handler) openSession(ctx context.Context, r *http.Request, c *sessiond.
 	sess, token, err := h.svc.Open(ctx, sessiond.OpenRequest{
 		UserID:    userID,
 		UserName:  userName,
-		Address:   remoteHost(r),
+		Address:   h.clients.Client(r),
 		Client:    clientName(r),
 		Data:      data,
 		ExpiresIn: expiresIn,
@@ -163,15 +162,6 @@ func (h *handler) storeSessionData(ctx context.Context, r *http.Request, c *sess
 		return nil, err
 	}
 	return json.Marshal(wire.NewSessionV1(sess))
-}
-
-// remoteHost is the client's address without the port. X-Forwarded-For is
-// not trusted: any client can set it.
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
 
 // maxClientLen bounds the client name taken from User-Agent.

@@ -67,8 +67,16 @@ func (h Headers) Credentials(r *http.Request) sessiond.Credentials {
 // and with '_' and '-' treated alike, so that no variant of them reaches a
 // backend. Other Authorization schemes are the backend's own and are kept.
 // It allocates nothing.
-func (h Headers) Strip(hdr http.Header) {
+func (h Headers) Strip(hdr http.Header) { h.StripWith(hdr, nil) }
+
+// StripWith is Strip that also removes, in the same pass over hdr, every
+// header whose name drop (when not nil) reports.
+func (h Headers) StripWith(hdr http.Header, drop func(name string) bool) {
 	for name, vals := range hdr {
+		if drop != nil && drop(name) {
+			delete(hdr, name)
+			continue
+		}
 		if sameHeader(name, "Authorization") {
 			for _, v := range vals {
 				if len(v) >= 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -83,6 +91,17 @@ func (h Headers) Strip(hdr http.Header) {
 			delete(hdr, name)
 		}
 	}
+}
+
+// SameHeader reports whether two header names are the same once ASCII
+// case is ignored and '_' and '-' are treated alike: the comparison every
+// strip of client-sent headers uses, so that no spelling slips through.
+func SameHeader(a, b string) bool { return sameHeader(a, b) }
+
+// HeaderHasPrefix reports whether the header name begins with prefix,
+// compared as SameHeader compares names.
+func HeaderHasPrefix(name, prefix string) bool {
+	return len(name) >= len(prefix) && prefix != "" && sameHeader(name[:len(prefix)], prefix)
 }
 
 // sameHeader compares header names ignoring ASCII case and treating '_'

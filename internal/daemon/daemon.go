@@ -24,6 +24,7 @@ import (
 	"sessiond/config"
 	"sessiond/gateway"
 	"sessiond/internal/auth"
+	"sessiond/internal/clientip"
 	"sessiond/internal/httpx"
 	"sessiond/internal/piperr"
 	"sessiond/store/embedded"
@@ -54,6 +55,7 @@ type Main struct {
 	listeners []*listener // public, [internal,] admin
 	failed    chan error
 	gateway   atomic.Pointer[gateway.Gateway] // nil: no routes
+	clients   *clientip.Resolver              // client addresses, with the trusted proxies
 	// Failed receives an error if a listener stops unexpectedly.
 	Failed <-chan error
 }
@@ -222,6 +224,11 @@ func (m *Main) headers() auth.Headers {
 // gateway routes (without the logging middleware).
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
+	clients, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	m.clients = clients
 	mux := http.NewServeMux()
 	if cfg.InternalListen == "" {
 		m.trustedRoutes(mux)
@@ -232,7 +239,7 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			mux.HandleFunc(p, piperr.NoRoute)
 		}
 	}
-	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr})
+	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr, Clients: clients})
 	mux.Handle("/api/v1/session/jsonrpc", rpc)
 	mux.Handle("/api/v2/session/jsonrpc", rpc)
 	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr})
@@ -295,7 +302,7 @@ func (m *Main) newGateway(cfg config.Config) (*gateway.Gateway, error) {
 		}
 		routes = append(routes, r)
 	}
-	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
+	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log, Clients: m.clients})
 }
 
 // filesPrefix is where the session files API is served.
