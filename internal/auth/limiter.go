@@ -60,8 +60,9 @@ type LimiterOptions struct {
 // pays back (a generic cell rate algorithm, one time per source); it is
 // refused while the debt exceeds (Burst-1)*Interval. Only failures write
 // the table, which is sharded, bounded by Capacity and forgets sources
-// that are paid up. A request costs one atomic load while no source is
-// in debt, and one shard lookup otherwise; a success never writes.
+// that are paid up. A request costs one atomic load while the table is
+// empty, a clock read more while no source is in debt, and one shard
+// lookup otherwise; a success never writes.
 //
 // IPv6 sources count per /64, since one host usually holds a whole /64.
 // The methods of a nil *Limiter do nothing.
@@ -72,7 +73,8 @@ type Limiter struct {
 	source    func(*http.Request) string
 	now       func() time.Time
 	seed      maphash.Seed
-	size      atomic.Int64
+	size      atomic.Int64 // sources in the table
+	until     atomic.Int64 // unix nanoseconds when every source's debt is paid
 	shards    [numShards]shard
 	log       failureLog
 }
@@ -161,7 +163,11 @@ func (l *Limiter) Check(r *http.Request) error {
 	if l == nil || l.size.Load() == 0 {
 		return nil
 	}
-	return l.allow(l.source(r))
+	t := l.now()
+	if t.UnixNano() >= l.until.Load() {
+		return nil // every source is paid up
+	}
+	return l.allow(l.source(r), t)
 }
 
 // Failed records a failed authentication of r and logs it (bounded in rate
@@ -218,10 +224,9 @@ func (l *Limiter) shardOf(k sourceKey) *shard {
 }
 
 // allow is Check for the source src.
-func (l *Limiter) allow(src string) error {
+func (l *Limiter) allow(src string, t time.Time) error {
 	k := l.key(src)
 	s := l.shardOf(k)
-	t := l.now()
 	now := t.UnixNano()
 	var wait time.Duration
 	s.mu.Lock()
@@ -272,6 +277,8 @@ func (l *Limiter) fail(src string, t time.Time) time.Duration {
 		e.due = now
 	}
 	e.due += int64(l.interval)
+	for u := l.until.Load(); u < e.due && !l.until.CompareAndSwap(u, e.due); u = l.until.Load() {
+	}
 	s.prune(l, now)
 	return time.Duration(e.due-now) - l.allowance
 }

@@ -72,13 +72,17 @@ func TestLimiterBurst(t *testing.T) {
 		t.Errorf("retry_after = %d, want 2", got)
 	}
 
-	// Once the debt is paid, the source is forgotten and Check is free.
+	// Once the debt is paid, the source is heard again, and forgotten by
+	// the next failures.
 	clk.Add(time.Minute)
 	if err := l.Check(bad); err != nil {
 		t.Errorf("refused a minute later: %v", err)
 	}
-	if got := l.Len(); got != 0 {
-		t.Errorf("Len after the debt is paid = %d, want 0", got)
+	for i := range 100 {
+		l.Failed(from(fmt.Sprintf("203.0.113.%d:1", i)), "")
+	}
+	if got := l.Len(); got != 100 {
+		t.Errorf("Len = %d, want 100: the paid-up source forgotten", got)
 	}
 }
 
