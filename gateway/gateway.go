@@ -61,6 +61,9 @@ type Options struct {
 	// Log receives upstream failures. Default: the request's logger
 	// (httpx.Logger).
 	Log *slog.Logger
+	// Limiter slows down repeated authentication failures per source
+	// (429); nil limits nothing.
+	Limiter *auth.Limiter
 }
 
 // Defaults of Options.
@@ -80,6 +83,8 @@ type Gateway struct {
 	dirs      SessionDirs
 	transport *http.Transport
 	log       *slog.Logger
+
+	limiter *auth.Limiter // nil: no limit
 }
 
 type route struct {
@@ -109,6 +114,7 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 		dirs:   opts.Dirs,
 		log:    opts.Log,
 	}
+	g.limiter = opts.Limiter
 
 	// One pooled keep-alive transport for every upstream. It passes bodies
 	// through untouched (no transparent gzip) and bounds the wait for
@@ -222,7 +228,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, sessiond.Errorf(sessiond.ENOTFOUND, "no gateway route covers %s", r.URL.Path))
 		return
 	}
-	caller, err := g.svc.Authenticate(r.Context(), g.hdr.Credentials(r))
+	caller, err := g.limiter.Authenticate(r, g.svc, g.hdr.Credentials(r))
 	if err != nil {
 		WriteError(w, r, err)
 		return

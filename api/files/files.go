@@ -42,6 +42,9 @@ type Options struct {
 	Headers auth.Headers
 	// Prefix is the path the handler is mounted at. Default DefaultPrefix.
 	Prefix string
+	// Limiter slows down repeated authentication failures per source
+	// (429); nil limits nothing.
+	Limiter *auth.Limiter
 }
 
 // Handler serves the session files API.
@@ -50,6 +53,8 @@ type Handler struct {
 	dirs   *Dirs
 	hdr    auth.Headers
 	prefix string
+
+	limiter *auth.Limiter // nil: no limit
 }
 
 // New returns the handler of the session files API. Mount it at
@@ -62,7 +67,7 @@ func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
 	if !strings.HasSuffix(opts.Prefix, "/") {
 		opts.Prefix += "/"
 	}
-	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix}
+	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix, limiter: opts.Limiter}
 }
 
 // Entry describes a file or directory, in listings and in PUT answers.
@@ -136,7 +141,7 @@ func (h *Handler) authenticate(r *http.Request) (*sessiond.Session, error) {
 		return nil, sessiond.Errorf(sessiond.EUNAUTHORIZED,
 			"a session token is required (%s header or Authorization: Bearer)", h.hdr.Token)
 	}
-	caller, err := h.svc.Authenticate(r.Context(), sessiond.Credentials{Token: c.Token}) // touches the session
+	caller, err := h.limiter.Authenticate(r, h.svc, sessiond.Credentials{Token: c.Token}) // touches the session
 	if err != nil {
 		return nil, err
 	}
