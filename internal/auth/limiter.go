@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"sessiond"
+	"sessiond/internal/httpx"
 )
 
 // Defaults of LimiterOptions.
@@ -362,7 +363,8 @@ func (f *failureLog) failed(now time.Time, r *http.Request, src, user string, wa
 		return
 	}
 	f.lines++
-	attrs := []any{"api", f.api, "source", clip(src, maxLogged), "path", clip(r.URL.Path, maxLogged)}
+	attrs := []any{"api", f.api, "source", clip(src, maxLogged), "path", clip(r.URL.Path, maxLogged),
+		"correlation_id", httpx.CorrelationID(r)}
 	if user != "" {
 		// slog's handlers quote a value holding spaces, quotes or control
 		// characters, so the clipped name cannot forge a line or field.

@@ -42,6 +42,9 @@ type Main struct {
 	Store   sessiond.Store
 	Service *sessiond.Service
 	Dirs    *files.Dirs
+	// AdminHandler serves the admin listener; its SetUsers replaces the
+	// admin users on a configuration reload.
+	AdminHandler *admin.Handler
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -89,10 +92,12 @@ func (m *Main) Open() error {
 	}
 	adm, err := admin.New(m.Service, admin.Options{
 		Users: cfg.AdminUsers, DataDir: cfg.DataDir, Log: m.Log, Stdout: m.Stdout, AdminPassword: m.AdminPassword,
+		Limiter: m.newLimiter("admin"),
 	})
 	if err != nil {
 		return err
 	}
+	m.AdminHandler = adm
 	if m.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
@@ -153,15 +158,16 @@ func (m *Main) headers() auth.Headers {
 // gateway routes (without the logging middleware).
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
+	lim := m.newLimiter("public") // one per listener: every dialect counts a source's failures together
 	mux := http.NewServeMux()
 	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
 	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
 	mux.Handle("/sessions", rst)
 	mux.Handle("/sessions/", rst)
-	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr})
+	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr, Limiter: lim})
 	mux.Handle("/api/v1/session/jsonrpc", rpc)
 	mux.Handle("/api/v2/session/jsonrpc", rpc)
-	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr})
+	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr, Limiter: lim})
 	mux.Handle(filesPrefix, fh)
 	var gw *gateway.Gateway
 	if len(cfg.Gateway) > 0 {
@@ -174,7 +180,7 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			routes = append(routes, r)
 		}
 		var err error
-		gw, err = gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log})
+		gw, err = gateway.New(svc, routes, gateway.Options{Headers: hdr, Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log, Limiter: lim})
 		if err != nil {
 			return nil, err
 		}
@@ -200,6 +206,17 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			mux.ServeHTTP(w, r)
 		}
 	}), nil
+}
+
+// newLimiter returns the authentication failure limiter of one listener
+// (SPEC section 10), on the daemon's clock. Its source is the client
+// address of auth.RemoteHost.
+func (m *Main) newLimiter(api string) *auth.Limiter {
+	opts := auth.LimiterOptions{Log: m.Log, API: api}
+	if m.Clock != nil {
+		opts.Now = m.Clock.Now
+	}
+	return auth.NewLimiter(opts)
 }
 
 // filesPrefix is where the session files API is served.
