@@ -237,3 +237,27 @@ func TestLimiterNil(t *testing.T) {
 		t.Errorf("nil limiter: Check = %v, Len = %d", err, l.Len())
 	}
 }
+
+// Checks and failures from many goroutines at once keep the table
+// consistent (run with -race).
+func TestLimiterConcurrent(t *testing.T) {
+	l := auth.NewLimiter(auth.LimiterOptions{Capacity: 64, Burst: 3})
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				r := from(fmt.Sprintf("10.%d.%d.1:1", g, i%100))
+				if l.Check(r) == nil && i%2 == 0 {
+					l.Failed(r, "u")
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	if got := l.Len(); got < 1 || got > 64 {
+		t.Errorf("Len = %d, want 1 to 64", got)
+	}
+}
