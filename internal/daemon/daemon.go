@@ -42,9 +42,13 @@ type Main struct {
 	Store   sessiond.Store
 	Service *sessiond.Service
 	Dirs    *files.Dirs
-	// AdminHandler serves the admin listener; its SetUsers replaces the
-	// admin users on a configuration reload.
-	AdminHandler *admin.Handler
+	// AdminHandler serves the admin listener (an *admin.Handler); its
+	// SetUsers replaces the admin users on a configuration reload.
+	AdminHandler http.Handler
+
+	// publicLimiter slows down authentication failures on the public
+	// listener: one for all its dialects, kept across gateway reloads.
+	publicLimiter *auth.Limiter
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -158,7 +162,10 @@ func (m *Main) headers() auth.Headers {
 // gateway routes (without the logging middleware).
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
-	lim := m.newLimiter("public") // one per listener: every dialect counts a source's failures together
+	if m.publicLimiter == nil {
+		m.publicLimiter = m.newLimiter("public")
+	}
+	lim := m.publicLimiter
 	mux := http.NewServeMux()
 	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
 	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
