@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -71,6 +72,10 @@ type Service struct {
 
 	keyMu sync.Mutex
 	keys  map[string]cachedKey
+	// unknownKeys holds, oldest first from unknownNext, the ids cached as
+	// unknown by apiKey, so that no more than maxUnknownKeys of them are.
+	unknownKeys []cachedID
+	unknownNext int
 
 	stats connStats
 
@@ -86,6 +91,15 @@ type cachedKey struct {
 	key     *APIKey // nil: known not to exist
 	fetched time.Time
 }
+
+type cachedID struct {
+	id      string
+	fetched time.Time
+}
+
+// maxUnknownKeys bounds the key ids that apiKey remembers as unknown: any
+// client can send any id.
+const maxUnknownKeys = 4096
 
 // NewService returns a Service over store. Call Start to run its background
 // loops and Stop to stop them and flush pending writes.
@@ -525,6 +539,13 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	}
 }
 
+// apiKey returns the key of id, or nil when there is none. Known and
+// unknown ids alike are cached for APIKeyCacheTTL, so that both cost the
+// same (one store read per TTL): otherwise an unknown id would cost a
+// store read every time and a known one none, which a client can measure
+// and which would let it load the store at will. Unknown ids are cached
+// in a bounded ring; a revoked key is remembered as unknown by
+// RevokeAPIKey.
 func (s *Service) apiKey(ctx context.Context, id string) (*APIKey, error) {
 	s.keyMu.Lock()
 	c, ok := s.keys[id]
@@ -534,17 +555,33 @@ func (s *Service) apiKey(ctx context.Context, id string) (*APIKey, error) {
 	}
 	k, err := s.store.GetAPIKey(ctx, id)
 	if ErrorCode(err) == ENOTFOUND {
-		// Not cached: any client can send any key id, and caching misses
-		// would let it grow the cache without bound. (Keys revoked here are
-		// remembered by RevokeAPIKey until their entry expires.)
-		return nil, nil
+		k = nil
 	} else if err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	s.keyMu.Lock()
-	s.keys[id] = cachedKey{key: k, fetched: time.Now()}
+	s.keys[id] = cachedKey{key: k, fetched: now}
+	if k == nil {
+		s.rememberUnknown(id, now)
+	}
 	s.keyMu.Unlock()
 	return k, nil
+}
+
+// rememberUnknown records that id was cached as unknown at fetched,
+// forgetting the oldest such id when maxUnknownKeys are. keyMu is held.
+func (s *Service) rememberUnknown(id string, fetched time.Time) {
+	if len(s.unknownKeys) < maxUnknownKeys {
+		s.unknownKeys = append(s.unknownKeys, cachedID{id, fetched})
+		return
+	}
+	old := s.unknownKeys[s.unknownNext]
+	if c, ok := s.keys[old.id]; ok && c.key == nil && c.fetched.Equal(old.fetched) {
+		delete(s.keys, old.id)
+	}
+	s.unknownKeys[s.unknownNext] = cachedID{id, fetched}
+	s.unknownNext = (s.unknownNext + 1) % maxUnknownKeys
 }
 
 // ---- tokens and callers ----
@@ -565,14 +602,29 @@ type Caller struct {
 
 var errUnauthenticated = Errorf(EUNAUTHORIZED, "missing or invalid credentials")
 
+// ErrWrongCredentials is the cause (Error.Err) of the EUNAUTHORIZED error
+// of Authenticate when the credentials match nothing: an unknown API key,
+// a wrong secret, or a token of no session. Failure limiters count these
+// (errors.Is); missing credentials and the token of a closed or expired
+// session are not guesses and are not counted.
+var ErrWrongCredentials = errors.New("credentials match no API key or session")
+
+var (
+	errWrongSecret = &Error{Code: EUNAUTHORIZED, Message: "missing or invalid credentials", Err: ErrWrongCredentials}
+	errWrongToken  = &Error{Code: EUNAUTHORIZED, Message: "invalid, closed or expired session token", Err: ErrWrongCredentials}
+)
+
 // Authenticate resolves credentials: a token takes precedence, then
 // APIKey/Secret. A token authenticates only while its session is alive and
 // its API key exists. The token's session is touched.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, error) {
 	if c.Token != "" {
-		sess, err := s.sessionByToken(ctx, c.Token)
+		sess, known, err := s.lookupToken(ctx, c.Token)
 		if err != nil {
 			return nil, err
+		}
+		if !known {
+			return nil, errWrongToken
 		}
 		if sess == nil {
 			return nil, Errorf(EUNAUTHORIZED, "invalid, closed or expired session token")
@@ -590,10 +642,10 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, err
 	if k == nil {
 		// Compare anyway so that unknown and known keys take the same time.
 		SecretMatches(c.Secret, make([]byte, 32))
-		return nil, errUnauthenticated
+		return nil, errWrongSecret
 	}
 	if !SecretMatches(c.Secret, k.SecretHash) {
-		return nil, errUnauthenticated
+		return nil, errWrongSecret
 	}
 	return &Caller{APIKeyID: k.ID}, nil
 }
@@ -601,30 +653,37 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, err
 // sessionByToken returns the alive session of a token whose key (if any)
 // still exists, or nil.
 func (s *Service) sessionByToken(ctx context.Context, token string) (*Session, error) {
+	sess, _, err := s.lookupToken(ctx, token)
+	return sess, err
+}
+
+// lookupToken is sessionByToken that also tells whether the token is one
+// of a session at all (known), alive or not.
+func (s *Service) lookupToken(ctx context.Context, token string) (sess *Session, known bool, err error) {
 	hash := HashSecret(token)
-	sess, err := s.store.GetByTokenHash(ctx, hash)
+	sess, err = s.store.GetByTokenHash(ctx, hash)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, nil
+		return nil, false, nil
 	} else if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if subtle.ConstantTimeCompare(hash, sess.TokenHash) != 1 {
-		return nil, nil
+		return nil, false, nil
 	}
 	s.applyPending(sess)
 	if !sess.Alive(s.clock.Now(), s.cfg.IdleTimeout) {
-		return nil, nil
+		return nil, true, nil
 	}
 	if sess.APIKeyID != "" {
 		k, err := s.apiKey(ctx, sess.APIKeyID)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		if k == nil {
-			return nil, nil
+			return nil, true, nil
 		}
 	}
-	return sess, nil
+	return sess, true, nil
 }
 
 // ownedByToken returns the alive session of token if it belongs to caller's

@@ -6,6 +6,7 @@
 //
 //	admin.go    Options, New, the router and its registration helpers
 //	auth.go     HTTP Basic authentication and the generated admin password
+//	password.go hashed admin passwords (bcrypt, argon2id) and HashPassword
 //	jsonapi.go  documents, writeDoc, writeError, request body decoding
 //	health.go   /health/live and /health/ready
 //	apikeys.go  /v1/apikeys
@@ -21,8 +22,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"sessiond"
+	"sessiond/internal/auth"
 	"sessiond/internal/httpx"
 )
 
@@ -33,7 +36,9 @@ const APIPrefix = "/v1"
 // Options configure the admin handler.
 type Options struct {
 	// Users maps admin user names to their passwords, as written in the
-	// configuration. With none, the user "admin" gets a password from
+	// configuration: the password itself, or its bcrypt hash ($2a$, $2b$,
+	// $2y$) or argon2id PHC string ($argon2id$..., see HashPassword). With
+	// none, the user "admin" gets a password from
 	// AdminPassword, else from <DataDir>/admin-password, else a new random
 	// one (see LoadOrCreatePassword).
 	Users map[string]string
@@ -49,23 +54,51 @@ type Options struct {
 	// Stdout receives the one line that shows a newly generated admin
 	// password; nil means os.Stdout.
 	Stdout io.Writer
+	// Limiter slows down repeated authentication failures per client
+	// address (429 with Retry-After) and logs them, bounded. Nil: the
+	// handler makes one of its own with the defaults of auth.LimiterOptions.
+	Limiter *auth.Limiter
 }
 
 // server is the admin handler. Handlers of every resource are its methods.
 type server struct {
 	svc       *sessiond.Service
-	users     *users
+	users     atomic.Pointer[users]
+	limiter   *auth.Limiter
 	log       *slog.Logger
 	bodyLimit int64
+	opts      Options // for SetUsers
 
 	mux *http.ServeMux
 	// public holds the patterns served without authentication.
 	public map[string]bool
 }
 
+// Handler is the handler of the admin listener.
+type Handler struct {
+	s *server
+	h http.Handler // s behind the shared middleware
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.h.ServeHTTP(w, r) }
+
+// SetUsers replaces the admin users (as Options.Users; empty means the
+// generated or SESSIOND_ADMIN_PASSWORD password of DefaultUser) at run
+// time, for a configuration reload. Requests already authenticated are
+// not affected; the next ones are checked against the new users only. On
+// error the old users stay.
+func (h *Handler) SetUsers(creds map[string]string) error {
+	u, err := h.s.loadUsers(creds)
+	if err != nil {
+		return err
+	}
+	h.s.users.Store(u)
+	return nil
+}
+
 // New returns the handler of the admin listener. It fails only when no
-// admin password can be found or stored.
-func New(svc *sessiond.Service, opts Options) (http.Handler, error) {
+// admin password can be found or stored, or an admin user is invalid.
+func New(svc *sessiond.Service, opts Options) (*Handler, error) {
 	if svc == nil {
 		return nil, fmt.Errorf("admin: a service is required")
 	}
@@ -73,31 +106,41 @@ func New(svc *sessiond.Service, opts Options) (http.Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	creds := opts.Users
+	s := &server{
+		svc:       svc,
+		limiter:   opts.Limiter,
+		log:       log,
+		bodyLimit: opts.BodyLimit,
+		opts:      opts,
+		mux:       http.NewServeMux(),
+		public:    make(map[string]bool),
+	}
+	if s.limiter == nil {
+		s.limiter = auth.NewLimiter(auth.LimiterOptions{Log: log, API: "admin"})
+	}
+	u, err := s.loadUsers(opts.Users)
+	if err != nil {
+		return nil, err
+	}
+	s.users.Store(u)
+	if s.bodyLimit <= 0 {
+		s.bodyLimit = httpx.DefaultBodyLimit
+	}
+	s.routes()
+	return &Handler{s: s, h: httpx.Middleware(log, s)}, nil
+}
+
+// loadUsers builds the admin users of creds, or with none, DefaultUser
+// with the password of LoadOrCreatePassword.
+func (s *server) loadUsers(creds map[string]string) (*users, error) {
 	if len(creds) == 0 {
-		pw, err := LoadOrCreatePassword(opts.DataDir, opts.AdminPassword, opts.Stdout)
+		pw, err := LoadOrCreatePassword(s.opts.DataDir, s.opts.AdminPassword, s.opts.Stdout)
 		if err != nil {
 			return nil, err
 		}
 		creds = map[string]string{DefaultUser: pw}
 	}
-	u, err := newUsers(creds)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{
-		svc:       svc,
-		users:     u,
-		log:       log,
-		bodyLimit: opts.BodyLimit,
-		mux:       http.NewServeMux(),
-		public:    make(map[string]bool),
-	}
-	if s.bodyLimit <= 0 {
-		s.bodyLimit = httpx.DefaultBodyLimit
-	}
-	s.routes()
-	return httpx.Middleware(log, s), nil
+	return newUsers(creds)
 }
 
 // routes registers every route of the admin listener.

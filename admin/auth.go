@@ -1,16 +1,25 @@
 package admin
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"sessiond"
 )
@@ -26,19 +35,43 @@ const PasswordFile = "admin-password"
 // Realm is the HTTP Basic realm of the admin listener.
 const Realm = "sessiond"
 
-// users holds the admin credentials as SHA-256 hashes, so that every
-// comparison takes the same time whatever the input.
+// users holds the admin credentials: each name as its SHA-256 and each
+// password as a verifier (the password's SHA-256, or a bcrypt or argon2id
+// hash). A value is never changed; SetUsers replaces it whole.
 type users struct {
-	list []user
+	list    []user
+	unknown verifier // spends on an unknown name what a known one costs
+
+	// Slow hashes make every admin request slow, so a verified name and
+	// password are remembered for verifiedTTL, keyed by an HMAC of both
+	// under a key of this value's own (so that the key held in memory
+	// reveals nothing that a fast hash would let one guess from).
+	hasSlow bool
+	macKey  [32]byte
+	mu      sync.Mutex
+	cache   map[[sha256.Size]byte]time.Time // HMAC -> until when it is valid
+	// slowSem bounds the slow hashes computed at once: each may take tens
+	// of MiB (argon2id) and tens of milliseconds.
+	slowSem chan struct{}
 }
 
 type user struct {
-	name, password [sha256.Size]byte
+	name [sha256.Size]byte
+	pw   verifier
 }
 
+// verifiedTTL is how long a verified admin name and password are
+// remembered; maxVerified bounds how many are.
+const (
+	verifiedTTL = time.Minute
+	maxVerified = 1024
+)
+
 func newUsers(creds map[string]string) (*users, error) {
-	u := &users{}
-	for name, pw := range creds {
+	u := &users{cache: make(map[[sha256.Size]byte]time.Time), slowSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+	rand.Read(u.macKey[:])
+	for _, name := range slices.Sorted(maps.Keys(creds)) {
+		pw := creds[name]
 		if name == "" {
 			return nil, errors.New("admin: an admin user has an empty name")
 		}
@@ -48,36 +81,102 @@ func newUsers(creds map[string]string) (*users, error) {
 		if pw == "" {
 			return nil, fmt.Errorf("admin: admin user %q has an empty password", name)
 		}
-		u.list = append(u.list, user{name: sha256.Sum256([]byte(name)), password: sha256.Sum256([]byte(pw))})
+		v, err := parseVerifier(pw)
+		if err != nil {
+			return nil, fmt.Errorf("admin: admin user %q: the password %w", name, err)
+		}
+		if v.slow() && !u.hasSlow {
+			u.hasSlow = true
+			u.unknown = v.dummy()
+		}
+		u.list = append(u.list, user{name: sha256.Sum256([]byte(name)), pw: v})
+	}
+	if u.unknown == nil {
+		u.unknown = plainPassword{}.dummy()
 	}
 	return u, nil
 }
 
 // check reports whether name and password belong to an admin user. It
-// compares with every user, in constant time, so that its duration tells
-// nothing about which part was wrong.
-func (u *users) check(name, password string) bool {
-	n, p := sha256.Sum256([]byte(name)), sha256.Sum256([]byte(password))
-	ok := 0
-	for _, usr := range u.list {
-		ok |= subtle.ConstantTimeCompare(n[:], usr.name[:]) & subtle.ConstantTimeCompare(p[:], usr.password[:])
+// finds the user by comparing with every name in constant time and then
+// verifies the password of that user, or of a dummy user of the same cost
+// when none matched, so that its duration tells nothing about which part
+// was wrong (unless users mix hash kinds or costs: then an unknown name
+// costs what the first hashed user's password costs).
+func (u *users) check(ctx context.Context, name, password string) bool {
+	var mac [sha256.Size]byte
+	if u.hasSlow {
+		mac = u.mac(name, password)
+		u.mu.Lock()
+		until, ok := u.cache[mac]
+		u.mu.Unlock()
+		if ok && time.Now().Before(until) {
+			return true
+		}
 	}
-	return ok == 1
+	n := sha256.Sum256([]byte(name))
+	found := 0
+	v := u.unknown
+	for _, usr := range u.list {
+		eq := subtle.ConstantTimeCompare(n[:], usr.name[:])
+		found |= eq
+		if eq == 1 {
+			v = usr.pw
+		}
+	}
+	if v.slow() {
+		select {
+		case u.slowSem <- struct{}{}:
+			defer func() { <-u.slowSem }()
+		case <-ctx.Done():
+			return false
+		}
+	}
+	ok := v.verify(password) && found == 1
+	if ok && u.hasSlow {
+		u.mu.Lock()
+		if len(u.cache) >= maxVerified {
+			clear(u.cache)
+		}
+		u.cache[mac] = time.Now().Add(verifiedTTL)
+		u.mu.Unlock()
+	}
+	return ok
+}
+
+// mac is the cache key of a name and password.
+func (u *users) mac(name, password string) [sha256.Size]byte {
+	h := hmac.New(sha256.New, u.macKey[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+	h.Write(n[:])
+	h.Write([]byte(name))
+	h.Write([]byte(password))
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // authenticate checks the request's HTTP Basic credentials. If they are
-// missing or wrong it answers 401 with a challenge and returns false.
+// missing or wrong it answers 401 with a challenge and returns false; if
+// the client's address has failed too often (the limiter), 429 with
+// Retry-After, before the password is verified.
 func (s *server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	name, password, ok := r.BasicAuth()
-	if ok && s.users.check(name, password) {
-		return true
-	}
 	if !ok {
 		writeError(w, r, sessiond.Errorf(sessiond.EUNAUTHORIZED, "this API requires HTTP Basic authentication with an admin user name and password"))
 		return false
 	}
-	// Never log the password; the name helps spot guessing.
-	s.log.Info("admin authentication failed", "user", name, "remote", r.RemoteAddr, "path", r.URL.Path)
+	if err := s.limiter.Check(r); err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	if s.users.Load().check(r.Context(), name, password) {
+		return true
+	}
+	// Logged by the limiter, bounded in rate and length; never the
+	// password. The name helps spot guessing.
+	s.limiter.Failed(r, name)
 	writeError(w, r, sessiond.Errorf(sessiond.EUNAUTHORIZED, "wrong admin user name or password"))
 	return false
 }

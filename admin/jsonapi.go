@@ -141,6 +141,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
 	}
+	httpx.SetRetryAfter(w, err)
 	writeDoc(w, r, status, errorDoc(status, code, sessiond.ErrorMessage(err), sessiond.ErrorDetails(err)))
 }
 

@@ -30,6 +30,7 @@ import (
 //	(bad method)     405  -32601  (with Allow)
 //	conflict         409  -32009
 //	too_large        413  -32013
+//	too_many         429  -32029  (with Retry-After; data.retry_after)
 //	internal         500  -32603
 //	unavailable      502  -32002
 //	timeout          504  -32008
@@ -43,6 +44,7 @@ const (
 	CodeMethodNotAllowed = -32601
 	CodeConflict         = -32009
 	CodeTooLarge         = -32013
+	CodeTooMany          = -32029
 	CodeInternal         = -32603
 	CodeBadGateway       = -32002
 	CodeGatewayTimeout   = -32008
@@ -82,6 +84,8 @@ func Status(code string) (status, rpcCode int) {
 		return http.StatusConflict, CodeConflict
 	case sessiond.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case sessiond.ETOOMANY:
+		return http.StatusTooManyRequests, CodeTooMany
 	case sessiond.EUNAVAILABLE:
 		return http.StatusBadGateway, CodeBadGateway
 	case sessiond.ETIMEOUT:
@@ -106,6 +110,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 	}
+	httpx.SetRetryAfter(w, err)
 	writeBody(w, status, rpcCode, sessiond.ErrorMessage(err), data)
 }
 

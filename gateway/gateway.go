@@ -68,6 +68,9 @@ type Options struct {
 	// which proxies in front of sessiond are trusted. Default: none is;
 	// the client is the direct peer.
 	Clients *clientip.Resolver
+	// Limiter slows down repeated authentication failures per source
+	// (429); nil limits nothing.
+	Limiter *auth.Limiter
 }
 
 // Defaults of Options.
@@ -88,6 +91,7 @@ type Gateway struct {
 	transport *http.Transport
 	log       *slog.Logger
 	clients   *clientip.Resolver
+	limiter   *auth.Limiter // nil: no limit
 }
 
 type route struct {
@@ -118,6 +122,7 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 		log:     opts.Log,
 		clients: opts.Clients,
 	}
+	g.limiter = opts.Limiter
 
 	// One pooled keep-alive transport for every upstream. It passes bodies
 	// through untouched (no transparent gzip) and bounds the wait for
@@ -148,7 +153,10 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 			FlushInterval: opts.FlushInterval,
 			BufferPool:    bufs,
 			ErrorHandler:  func(w http.ResponseWriter, r *http.Request, err error) { g.proxyError(rt, w, r, err) },
-			ErrorLog:      nil, // errors reach ErrorHandler; body copy failures only mean a peer went away
+			// The client's answer carries the request's correlation id
+			// already (httpx.Middleware): never a second one.
+			ModifyResponse: func(resp *http.Response) error { delete(resp.Header, httpx.CorrelationHeader); return nil },
+			ErrorLog:       nil, // errors reach ErrorHandler; body copy failures only mean a peer went away
 		}
 		g.routes = append(g.routes, rt)
 	}
@@ -238,7 +246,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the path could lead out of %s once normalized (dot-segments, encoded slashes or an encoded prefix)", rt.Prefix))
 		return
 	}
-	caller, err := g.svc.Authenticate(r.Context(), g.hdr.Credentials(r))
+	caller, err := g.limiter.Authenticate(r, g.svc, g.hdr.Credentials(r))
 	if err != nil {
 		WriteError(w, r, err)
 		return

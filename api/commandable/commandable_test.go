@@ -675,21 +675,24 @@ func TestCorrelationID(t *testing.T) {
 		{"query, as the Go client sends it", "/v1/sessions/store_session_data?correlation_id=q-123", nil, "q-123"},
 		{"correlation_id header", "/v1/sessions/store_session_data", http.Header{"Correlation_id": {"h-456"}}, "h-456"},
 		{"X-Correlation-Id header", "/v1/sessions/store_session_data", http.Header{"X-Correlation-Id": {"x-789"}}, "x-789"},
-		{"none", "/v1/sessions/store_session_data", nil, ""},
+		{"none: one is generated", "/v1/sessions/store_session_data", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
 			w := f.do(http.MethodPost, tt.target, `{"session_id":"0123456789abcdef0123456789abcdef"}`, tt.header)
 			e := httpxtest.DecodeAs[errorJSON](t, w, http.StatusNotFound)
-			if e.CorrelationID != tt.want {
+			if e.CorrelationID != tt.want && tt.want != "" {
 				t.Errorf("correlation_id = %q, want %q", e.CorrelationID, tt.want)
+			}
+			if got := w.Header().Get("X-Correlation-Id"); got != e.CorrelationID {
+				t.Errorf("X-Correlation-Id = %q, want the body's %q", got, e.CorrelationID)
 			}
 			if tt.want != "" && !strings.Contains(logs.String(), `"correlation_id":"`+tt.want+`"`) {
 				t.Errorf("log %q does not carry the correlation id", logs.String())
 			}
-			if tt.want == "" && strings.Contains(w.Body.String(), "correlation_id") {
-				t.Errorf("body %s: want no correlation_id when none was given", w.Body)
+			if tt.want == "" && len(e.CorrelationID) != 16 {
+				t.Errorf("body %s: want a generated correlation_id when none was given", w.Body)
 			}
 		})
 	}

@@ -53,6 +53,9 @@ type Options struct {
 	// come page by page). Default: the quota's MaxFiles, at most
 	// DefaultMaxList: a directory within its quota lists in one answer.
 	MaxList int
+	// Limiter slows down repeated authentication failures per source
+	// (429); nil limits nothing.
+	Limiter *auth.Limiter
 }
 
 // DefaultMaxList caps the default of Options.MaxList.
@@ -65,6 +68,8 @@ type Handler struct {
 	hdr     auth.Headers
 	prefix  string
 	maxList int
+
+	limiter *auth.Limiter // nil: no limit
 }
 
 // New returns the handler of the session files API. Mount it at
@@ -80,7 +85,7 @@ func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
 	if opts.MaxList <= 0 {
 		opts.MaxList = min(dirs.quota.MaxFiles, DefaultMaxList)
 	}
-	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix, maxList: opts.MaxList}
+	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix, maxList: opts.MaxList, limiter: opts.Limiter}
 }
 
 // Entry describes a file or directory, in listings and in PUT answers.
@@ -192,7 +197,7 @@ func (h *Handler) authenticate(r *http.Request) (*sessiond.Session, error) {
 		return nil, sessiond.Errorf(sessiond.EUNAUTHORIZED,
 			"a session token is required (%s header or Authorization: Bearer)", h.hdr.Token)
 	}
-	caller, err := h.svc.Authenticate(r.Context(), sessiond.Credentials{Token: c.Token}) // touches the session
+	caller, err := h.limiter.Authenticate(r, h.svc, sessiond.Credentials{Token: c.Token}) // touches the session
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
+
+	"sessiond/internal/auth"
+	"sessiond/internal/httpx"
 )
 
 // The target (SPEC section 5, README "Performance"): verify_session_token
@@ -19,14 +23,15 @@ import (
 // BenchmarkBareHTTP against BenchmarkVerifyHTTP; BenchmarkVerifyHandler
 // shows the handler's own cost and allocations without the network.
 
-// benchEnv returns the handler (without middleware), the credentials of
-// key A and a verify request body for a valid token of A.
+// benchEnv returns the handler (without middleware, with a failure
+// limiter as the daemon has), the credentials of key A and a verify
+// request body for a valid token of A.
 func benchEnv(b *testing.B) (http.Handler, http.Header, []byte) {
 	b.Helper()
 	e := newEnv(b, Options{})
 	tok := e.open(b, e.a.creds(), nil).AccessToken
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + tok + `"}}`)
-	return New(e.svc, Options{}), e.a.creds(), body
+	return New(e.svc, Options{Limiter: auth.NewLimiter(auth.LimiterOptions{})}), e.a.creds(), body
 }
 
 // bare is the baseline: a net/http handler that reads the body and answers
@@ -57,6 +62,29 @@ func BenchmarkVerifyHandler(b *testing.B) {
 	}
 	if w.status != http.StatusOK || !bytes.Equal(w.last, []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)) {
 		b.Fatalf("got %d %s", w.status, w.last)
+	}
+}
+
+// BenchmarkVerifyMiddleware is BenchmarkVerifyHandler behind the shared
+// middleware, which gives each request a generated correlation id.
+func BenchmarkVerifyMiddleware(b *testing.B) {
+	h, creds, body := benchEnv(b)
+	h = httpx.Middleware(slog.New(slog.DiscardHandler), h)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/session/jsonrpc", nil)
+	r.Header = creds
+	rd := &rewindReader{}
+	r.Body = rd
+	r.ContentLength = int64(len(body))
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		delete(r.Header, "X-Correlation-Id") // set by the middleware last time
+		rd.Reset(body)
+		clear(w.h)
+		h.ServeHTTP(w, r)
+	}
+	if w.status != http.StatusOK || w.h.Get("X-Correlation-Id") == "" {
+		b.Fatalf("got %d %s %v", w.status, w.last, w.h)
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // JSON-RPC error codes of SPEC section 5. The first five are the JSON-RPC
-// 2.0 specification's; the last two are this service's, in the range the
+// 2.0 specification's; the others are this service's, in the range the
 // specification reserves for implementation-defined server errors.
 const (
 	CodeParseError      = -32700 // the body is not valid JSON
@@ -18,6 +18,10 @@ const (
 	CodeInternalError   = -32603 // the service failed; details only in the log
 	CodeUnauthenticated = -32001 // missing or invalid credentials (HTTP 401)
 	CodeForbidden       = -32003 // valid credentials, access denied (HTTP 403)
+	// CodeTooManyRequests: too many failed authentications from the
+	// client's address (HTTP 429 with Retry-After; data.retry_after holds
+	// the seconds to wait).
+	CodeTooManyRequests = -32029
 )
 
 // Error is a JSON-RPC error object. It implements error so that method
@@ -72,6 +76,8 @@ func toError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeForbidden, Message: "Forbidden: " + msg}, false
 	case sessiond.ETOOLARGE:
 		return &Error{Code: CodeInvalidRequest, Message: "Invalid Request: " + msg, Data: sessiond.ErrorDetails(err)}, false
+	case sessiond.ETOOMANY:
+		return &Error{Code: CodeTooManyRequests, Message: "Too many requests: " + msg, Data: sessiond.ErrorDetails(err)}, false
 	case sessiond.EUNAVAILABLE, sessiond.ETIMEOUT:
 		// Their messages are written to be shown ("store unavailable").
 		return &Error{Code: CodeInternalError, Message: "Internal error: " + msg}, true

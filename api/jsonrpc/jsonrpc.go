@@ -35,6 +35,11 @@
 //     logged once, here. When authentication itself fails that way (the
 //     store is down), the answer is HTTP 500 (503, 504 for an unavailable
 //     or slow store). Tokens and secrets are never logged.
+//   - A source (client address) that keeps failing authentication is
+//     slowed down (Options.Limiter): once over its budget, its requests
+//     are answered HTTP 429 with `Retry-After` and one error object, code
+//     -32029 (CodeTooManyRequests), data {"retry_after": seconds}, id
+//     null, before its credentials are checked.
 package jsonrpc
 
 import (
@@ -67,6 +72,9 @@ type Options struct {
 	// Clients tells the client address a session records (the same
 	// address the gateway sends on). Default: the direct peer.
 	Clients *clientip.Resolver
+	// Limiter slows down repeated authentication failures per source
+	// (HTTP 429, CodeTooManyRequests); nil limits nothing.
+	Limiter *auth.Limiter
 }
 
 type handler struct {
@@ -75,6 +83,7 @@ type handler struct {
 	headers  auth.Headers
 	maxBatch int
 	clients  *clientip.Resolver
+	limiter  *auth.Limiter
 }
 
 // New returns the Session API handler. It answers every path it is mounted
@@ -83,7 +92,7 @@ type handler struct {
 // that it answers other HTTP methods with its own 405.
 func New(svc *sessiond.Service, opts Options) http.Handler {
 	hdr := opts.Headers.WithDefaults() // canonical names: Header.Get allocates nothing
-	h := &handler{svc: svc, limit: opts.BodyLimit, headers: hdr, maxBatch: opts.MaxBatch, clients: opts.Clients}
+	h := &handler{svc: svc, limit: opts.BodyLimit, headers: hdr, maxBatch: opts.MaxBatch, clients: opts.Clients, limiter: opts.Limiter}
 	if h.limit <= 0 {
 		h.limit = httpx.DefaultBodyLimit
 	}
@@ -102,7 +111,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	caller, err := h.svc.Authenticate(ctx, h.headers.Credentials(r))
+	caller, err := h.limiter.Authenticate(r, h.svc, h.headers.Credentials(r))
 	if err != nil {
 		h.failHTTP(w, r, err)
 		return
@@ -372,6 +381,7 @@ func (h *handler) failHTTP(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 	}
+	httpx.SetRetryAfter(w, err)
 	if log := httpx.Logger(r.Context()); log.Enabled(r.Context(), slog.LevelDebug) && status < 500 {
 		log.Debug("session api: request refused", "status", status, "correlation_id", httpx.CorrelationID(r), "err", err)
 	}

@@ -47,10 +47,13 @@ type Main struct {
 	Store   sessiond.Store
 	Service *sessiond.Service
 	Dirs    *files.Dirs
+	// publicLimiter slows down authentication failures on the public
+	// listener: one for all its dialects, kept across gateway reloads.
+	publicLimiter *auth.Limiter
 
-	// AdminHandler serves the admin listener; its SetUsers, when it has
-	// one, replaces the admin users on a configuration reload.
-	AdminHandler http.Handler
+	// AdminHandler serves the admin listener; its SetUsers replaces the
+	// admin users on a configuration reload.
+	AdminHandler *admin.Handler
 
 	listeners []*listener // public, [internal,] admin
 	failed    chan error
@@ -131,6 +134,7 @@ func (m *Main) Open() error {
 	}
 	adm, err := admin.New(m.Service, admin.Options{
 		Users: cfg.AdminUsers, DataDir: cfg.DataDir, Log: m.Log, Stdout: m.Stdout, AdminPassword: m.AdminPassword,
+		Limiter: m.newLimiter("admin"),
 	})
 	if err != nil {
 		return err
@@ -229,6 +233,10 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
 	m.clients = clients
+	if m.publicLimiter == nil {
+		m.publicLimiter = m.newLimiter("public")
+	}
+	lim := m.publicLimiter
 	mux := http.NewServeMux()
 	if cfg.InternalListen == "" {
 		m.trustedRoutes(mux)
@@ -239,10 +247,10 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			mux.HandleFunc(p, piperr.NoRoute)
 		}
 	}
-	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr, Clients: clients})
+	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr, Clients: clients, Limiter: lim})
 	mux.Handle("/api/v1/session/jsonrpc", rpc)
 	mux.Handle("/api/v2/session/jsonrpc", rpc)
-	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr})
+	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr, Limiter: lim})
 	mux.Handle(filesPrefix, fh)
 	gw, err := m.newGateway(cfg)
 	if err != nil {
@@ -302,7 +310,22 @@ func (m *Main) newGateway(cfg config.Config) (*gateway.Gateway, error) {
 		}
 		routes = append(routes, r)
 	}
-	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log, Clients: m.clients})
+	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log, Clients: m.clients, Limiter: m.publicLimiter})
+}
+
+// newLimiter returns the authentication failure limiter of one listener
+// (SPEC section 10), on the daemon's clock. Its source is the client
+// address, as the trusted proxies tell it (PublicHandler sets m.clients
+// first).
+func (m *Main) newLimiter(api string) *auth.Limiter {
+	opts := auth.LimiterOptions{Log: m.Log, API: api}
+	if m.clients != nil {
+		opts.Source = m.clients.Client
+	}
+	if m.Clock != nil {
+		opts.Now = m.Clock.Now
+	}
+	return auth.NewLimiter(opts)
 }
 
 // filesPrefix is where the session files API is served.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"sessiond"
+	"sessiond/admin"
 	"sessiond/config"
 	"sessiond/internal/testcert"
 	"sessiond/store/memory"
@@ -361,5 +362,51 @@ func TestCloseIsBounded(t *testing.T) {
 	<-st.closing
 	if !strings.Contains(log.String(), "did not finish within the drain timeout") {
 		t.Errorf("not logged:\n%s", log.String())
+	}
+}
+
+// TestReloadAdminUsers: a reload replaces the admin users (plain and
+// hashed passwords); a bad set keeps the old ones.
+func TestReloadAdminUsers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AdminUsers = map[string]string{"ops": "old-password"}
+	var log syncBuffer
+	m := openMain(t, cfg, &log)
+	get := func(user, password string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+m.AdminAddr()+"/v1/apikeys", nil)
+		req.SetBasicAuth(user, password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("ops", "old-password"); code != 200 {
+		t.Fatalf("before reload: %d", code)
+	}
+	hash, err := admin.HashPassword("new-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := cfg
+	next.AdminUsers = map[string]string{"ops": hash}
+	m.Reload(next)
+	if code := get("ops", "new-password"); code != 200 {
+		t.Errorf("new password after reload: %d, want 200", code)
+	}
+	if code := get("ops", "old-password"); code != 401 {
+		t.Errorf("old password after reload: %d, want 401", code)
+	}
+
+	bad := cfg
+	bad.AdminUsers = map[string]string{"ops": "$argon2id$v=19$broken"}
+	m.Reload(bad)
+	if code := get("ops", "new-password"); code != 200 {
+		t.Errorf("after a bad reload: %d, want the previous users kept", code)
+	}
+	if !strings.Contains(log.String(), "keeping the old admin users") {
+		t.Errorf("bad users not logged:\n%s", log.String())
 	}
 }

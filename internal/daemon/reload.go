@@ -8,12 +8,6 @@ import (
 	"sessiond/config"
 )
 
-// usersSetter is an admin handler whose users can be replaced while it
-// runs (admin.New's handler, once it has SetUsers).
-type usersSetter interface {
-	SetUsers(users map[string]string) error
-}
-
 // reloadable are the settings Reload applies to the running daemon; any
 // other change takes effect at the next start.
 var reloadable = map[string]bool{
@@ -69,15 +63,10 @@ func (m *Main) Reload(cfg config.Config) {
 	}
 
 	if !reflect.DeepEqual(cfg.AdminUsers, old.AdminUsers) {
-		if us, ok := any(m.AdminHandler).(usersSetter); ok {
-			if err := us.SetUsers(cfg.AdminUsers); err != nil {
-				m.Log.Error("reload: keeping the old admin users", "err", err)
-			} else {
-				next.AdminUsers = cfg.AdminUsers
-			}
+		if err := m.AdminHandler.SetUsers(cfg.AdminUsers); err != nil {
+			m.Log.Error("reload: keeping the old admin users", "err", err)
 		} else {
-			// TODO(lead): admin.Handler.SetUsers (branch auth) makes this path dead.
-			m.Log.Warn("reload: admin users cannot change while running in this build; restart to apply")
+			next.AdminUsers = cfg.AdminUsers
 		}
 	}
 

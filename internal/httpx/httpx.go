@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -166,17 +167,71 @@ func DecodeError(err error) error {
 }
 
 // CorrelationID returns the request's correlation id: the correlation_id
-// query parameter, else the correlation_id or X-Correlation-Id header.
+// query parameter, else the correlation_id or X-Correlation-Id header,
+// the first that is a valid id (ValidCorrelationID). Behind Middleware
+// every request has one: Middleware generates one when the client sent
+// none.
 func CorrelationID(r *http.Request) string {
 	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get("correlation_id"); v != "" {
+		if v := r.URL.Query().Get("correlation_id"); ValidCorrelationID(v) {
 			return v
 		}
 	}
-	if v := r.Header.Get("correlation_id"); v != "" {
+	if v := r.Header.Get("correlation_id"); ValidCorrelationID(v) {
 		return v
 	}
-	return r.Header.Get("X-Correlation-Id")
+	if v := r.Header.Get(CorrelationHeader); ValidCorrelationID(v) {
+		return v
+	}
+	return ""
+}
+
+// CorrelationHeader is the header that carries a correlation id, in
+// requests and in every response.
+const CorrelationHeader = "X-Correlation-Id"
+
+// MaxCorrelationID is the longest correlation id kept from a client.
+const MaxCorrelationID = 128
+
+// ValidCorrelationID reports whether a client's correlation id is kept:
+// 1 to MaxCorrelationID printable ASCII characters (spaces included, as
+// Pip.Services clients may send them). Others are replaced, so that no id
+// can forge a log line or bloat every one.
+func ValidCorrelationID(id string) bool {
+	if id == "" || len(id) > MaxCorrelationID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// correlate makes sure r has a correlation id, generating one (16 random
+// hex digits) when the client sent no valid one, and returns it as a
+// header value. The generated id is set as r's X-Correlation-Id, so that
+// CorrelationID (and error bodies) and the gateway's upstreams see it.
+func correlate(r *http.Request) []string {
+	if id := CorrelationID(r); id != "" {
+		if v := r.Header[CorrelationHeader]; len(v) == 1 && v[0] == id {
+			return v
+		}
+		return []string{id}
+	}
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	n := mrand.Uint64()
+	for i := range b {
+		b[i] = digits[n>>(4*i)&15]
+	}
+	v := []string{string(b[:])}
+	r.Header[CorrelationHeader] = v
+	return v
 }
 
 // bufPool and appendPool keep the buffers responses are encoded in, up to
@@ -258,13 +313,16 @@ func LogError(r *http.Request, err error) {
 	}
 }
 
-// Middleware recovers panics into a 500 and, at Debug level, logs each
-// request. Per-request logging costs throughput, so it is off at the
+// Middleware gives every request a correlation id (CorrelationID: the
+// client's, or a generated one) and returns it in the X-Correlation-Id
+// response header; it recovers panics into a 500 and, at Debug level,
+// logs each request with its correlation id. Per-request logging costs throughput, so it is off at the
 // default Info level. It puts log in the request's context unless the
 // server already did once for all requests (BaseContext), which saves a
 // copy of every request.
 func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()[CorrelationHeader] = correlate(r)
 		if _, ok := r.Context().Value(loggerKey).(*slog.Logger); !ok {
 			r = r.WithContext(WithLogger(r.Context(), log))
 		}

@@ -3,6 +3,7 @@ package httpx
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 
 	"sessiond"
 )
@@ -32,6 +33,17 @@ func StatusOf(code string) int {
 		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
+	}
+}
+
+// SetRetryAfter sets the Retry-After header of an ETOOMANY error from its
+// Details["retry_after"] (whole seconds); other errors set nothing.
+func SetRetryAfter(w http.ResponseWriter, err error) {
+	if sessiond.ErrorCode(err) != sessiond.ETOOMANY {
+		return
+	}
+	if secs, ok := sessiond.ErrorDetails(err)["retry_after"].(int); ok && secs > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 }
 

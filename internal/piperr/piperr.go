@@ -45,6 +45,7 @@ const (
 	CodeConflict         = "CONFLICT"
 	CodeUnauthorized     = "UNAUTHORIZED"
 	CodeForbidden        = "FORBIDDEN"
+	CodeTooManyRequests  = "TOO_MANY_REQUESTS"
 	CodeUnavailable      = "SERVICE_UNAVAILABLE"
 	CodeTimeout          = "TIMEOUT"
 	CodeInternal         = "INTERNAL"
@@ -158,6 +159,8 @@ func Describe(err error, correlationID string) Description {
 		status, category, code = http.StatusForbidden, CategoryUnauthorized, CodeForbidden
 	case sessiond.ETOOLARGE:
 		status, category, code = http.StatusRequestEntityTooLarge, CategoryBadRequest, CodeBodyTooLarge
+	case sessiond.ETOOMANY:
+		status, category, code = http.StatusTooManyRequests, CategoryBadRequest, CodeTooManyRequests
 	case sessiond.EUNAVAILABLE:
 		status, category, code = http.StatusServiceUnavailable, CategoryNoResponse, CodeUnavailable
 	case sessiond.ETIMEOUT:
@@ -211,6 +214,7 @@ func typeOf(category string) string {
 // Debug), with the request's correlation id.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.LogError(r, err)
+	httpx.SetRetryAfter(w, err)
 	d := Describe(err, httpx.CorrelationID(r))
 	httpx.WriteJSON(w, d.Status, "", &d)
 }

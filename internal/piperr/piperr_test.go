@@ -32,6 +32,7 @@ func TestDescribe(t *testing.T) {
 		{"unauthorized", sessiond.Errorf(sessiond.EUNAUTHORIZED, "who"), 401, "Unauthorized", "UnauthorizedException", "UNAUTHORIZED", "who"},
 		{"forbidden", sessiond.Errorf(sessiond.EFORBIDDEN, "no"), 403, "Unauthorized", "UnauthorizedException", "FORBIDDEN", "no"},
 		{"too large", sessiond.Errorf(sessiond.ETOOLARGE, "big"), 413, "BadRequest", "BadRequestException", "BODY_TOO_LARGE", "big"},
+		{"too many", sessiond.Errorf(sessiond.ETOOMANY, "slow down"), 429, "BadRequest", "BadRequestException", "TOO_MANY_REQUESTS", "slow down"},
 		{"unavailable", sessiond.Errorf(sessiond.EUNAVAILABLE, "down"), 503, "NoResponse", "ConnectionException", "SERVICE_UNAVAILABLE", "down"},
 		{"timeout", sessiond.Errorf(sessiond.ETIMEOUT, "slow"), 504, "NoResponse", "ConnectionException", "TIMEOUT", "slow"},
 		{"internal", sessiond.Internal(errors.New("disk full at /var")), 500, "Internal", "InternalException", "INTERNAL", "Internal error"},
@@ -81,6 +82,15 @@ func TestWrite(t *testing.T) {
 	piperr.Write(w, httptest.NewRequest("GET", "/", nil), sessiond.Errorf(sessiond.ENOTFOUND, "gone"))
 	if s := w.Body.String(); strings.Contains(s, "correlation_id") || strings.Contains(s, "details") {
 		t.Errorf("body %s: want no correlation_id and no details", s)
+	}
+}
+
+func TestWriteTooMany(t *testing.T) {
+	w := httptest.NewRecorder()
+	piperr.Write(w, httptest.NewRequest("POST", "/", nil),
+		&sessiond.Error{Code: sessiond.ETOOMANY, Message: "slow down", Details: map[string]any{"retry_after": 7}})
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "7" || !strings.Contains(w.Body.String(), `"retry_after":7`) {
+		t.Errorf("answer %d, Retry-After %q, body %s; want 429, 7 and details.retry_after", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
 }
 
