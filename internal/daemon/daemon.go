@@ -256,9 +256,23 @@ func (m *Main) Close() error {
 		m.gateway.Close()
 	}
 	if m.Store != nil {
-		if err := m.Store.Close(); err != nil {
+		if err := closeWithin(ctx, m.Store.Close); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// closeWithin runs closeFn and waits for it until ctx ends: a store that
+// cannot close (a broken disk) must not keep the process from stopping
+// within its drain time. Its acknowledged writes are already durable.
+func closeWithin(ctx context.Context, closeFn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("the store did not close within the drain time: %w", ctx.Err())
+	}
 }
