@@ -168,6 +168,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Pebble would replay a damaged newest log silently up to the damage.
+	if err := checkNewestLog(vfs.Default, path); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("embedded store: %w", err)
+	}
 
 	s := &Store{lock: lock, dir: path, fs: vfs.Default, opts: opts, seed: maphash.MakeSeed(),
 		fault: newWriteFault(), stop: make(chan struct{}), watchDone: make(chan struct{})}
