@@ -128,6 +128,8 @@ type Store struct {
 	watchDone chan struct{}
 	stopOnce  sync.Once
 	bgLogged  atomic.Int64 // when backgroundError last logged, in Unix ns
+	// corrupt is the first table found failing its checksums.
+	corrupt atomic.Pointer[sessiond.Error]
 
 	// mem orders every session by open time and keeps what the sweeps
 	// need; see memIndex.
@@ -181,7 +183,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	defer cache.Unref() // the DB holds its own reference
 	po := &pebble.Options{
 		Cache:              cache,
-		EventListener:      &pebble.EventListener{BackgroundError: s.backgroundError},
+		EventListener:      &pebble.EventListener{BackgroundError: s.backgroundError, DataCorruption: s.dataCorruption},
 		FormatMajorVersion: pebble.FormatNewest,
 		FS: vfs.OnDiskFull(walFS{FS: s.fs, fault: s.fault},
 			func() { s.fault.diskFull(fmt.Errorf("a write of the store: %w", syscall.ENOSPC)) }),
@@ -206,6 +208,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.initialize(); err != nil {
 		db.Close()
 		lock.Close()
+		if cerr := s.corruptionError(); cerr != nil {
+			err = cerr
+		}
 		return nil, fmt.Errorf("embedded store: %s: %w", path, err)
 	}
 	// Without its ballast (a disk full at start) the store starts with a
@@ -321,6 +326,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	defer s.exit()
 	if err := s.fault.check(); err != nil {
 		return err
+	}
+	if e := s.corrupt.Load(); e != nil {
+		return e
 	}
 	_, closer, err := s.db.Get(keyFormat)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -277,4 +278,29 @@ func writeZeros(name string, size int64) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
+}
+
+// dataCorruption is pebble's EventListener.DataCorruption: a table that
+// fails its checksums when read. Pebble's default ends the process with
+// the error's stack; the store instead logs it once, in a line, fails the
+// read (pebble returns the error) and Ping (an operator must restore the
+// data), and Open refuses (see corruptionError).
+func (s *Store) dataCorruption(info pebble.DataCorruptionInfo) {
+	e := &sessiond.Error{Code: sessiond.EUNAVAILABLE, Err: info.Details,
+		Message: "the store's file " + filepath.Base(info.Path) + " fails its checksums"}
+	if s.corrupt.CompareAndSwap(nil, e) {
+		slog.Error("embedded store: a file of the store fails its checksums: restore the data directory from a backup",
+			"file", info.Path, "err", info.Details.Error())
+	}
+}
+
+// corruptionError is Open's error when a table failed its checksums while
+// the store was loading; nil if none did.
+func (s *Store) corruptionError() error {
+	e := s.corrupt.Load()
+	if e == nil {
+		return nil
+	}
+	return fmt.Errorf("%s (%v), so the store does not open. It cannot be repaired in place: "+
+		"restore the data directory from a backup", e.Message, e.Err)
 }

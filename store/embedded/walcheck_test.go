@@ -208,3 +208,36 @@ func TestTornTailOpens(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestDamagedTableRefused flips a byte in a table: Open must refuse with
+// an error naming the file (pebble's default would end the process with a
+// stack trace).
+func TestDamagedTableRefused(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{OnFatal: func(msg string) { t.Errorf("pebble found a fatal error: %s", msg) }}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if err := s.Create(t.Context(), testSession(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil { // flushes the sessions to a table
+		t.Fatal(err)
+	}
+	tables, err := filepath.Glob(filepath.Join(dir, DirName, "*.sst"))
+	if err != nil || len(tables) != 1 {
+		t.Fatalf("tables: %v %v", tables, err)
+	}
+	st, err := os.Stat(tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, tables[0], int(st.Size()/3))
+	_, err = Open(dir, opts)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(tables[0])+" fails its checksums") || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("Open with a damaged table: %v, want a refusal naming %s", err, filepath.Base(tables[0]))
+	}
+}
