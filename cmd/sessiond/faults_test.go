@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -262,4 +263,163 @@ func sigterm(t *testing.T, d *child, limit time.Duration) {
 
 func basicAuth(user, pw string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pw))
+}
+
+// Tests of damaged data at start (SPEC 10: never dropped silently).
+
+// runDaemonToExit starts `sessiond serve` on dataDir and expects it to exit
+// (within a minute) without listening; it returns the exit error and the
+// stderr.
+func runDaemonToExit(t *testing.T, dataDir string) (error, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "SESSIOND_TEST_DAEMON=1", "SESSIOND_ADMIN_PASSWORD=test-password")
+	var stderr bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &stderr, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err, stderr.String()
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("sessiond on damaged data did not exit:\n%s", stderr.String())
+	}
+	return nil, ""
+}
+
+// openSessions opens n sessions through the commandable API, the last
+// with lastData bytes of data, and returns their ids.
+func openSessions(t *testing.T, d *child, n, lastData int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		data := "d"
+		if i == n-1 {
+			data = strings.Repeat("x", lastData)
+		}
+		var s wireSession
+		if code, err := command(context.Background(), http.DefaultClient, d.public, "open_session", map[string]any{"user_id": "u", "data": data}, &s); err != nil || code != http.StatusOK {
+			t.Fatalf("open %d: %d %v", i, code, err)
+		}
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// newestLog returns the path of the newest log of the store in dataDir
+// and where its records end (the log is zeros after them).
+func newestLog(t *testing.T, dataDir string) (string, int) {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(dataDir, "store", "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no log in %s: %v", dataDir, err)
+	}
+	slices.Sort(logs) // the numbers have a fixed width
+	log := logs[len(logs)-1]
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := len(b)
+	for end > 0 && b[end-1] == 0 {
+		end--
+	}
+	return log, end
+}
+
+func patchFile(t *testing.T, name string, off int, fn func([]byte)) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(b[off:])
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkRefusal checks that sessiond exited with an error that says what
+// is damaged, without a stack trace.
+func checkRefusal(t *testing.T, err error, stderr string, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("sessiond started on damaged data:\n%s", stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("the refusal does not say %q:\n%s", w, stderr)
+		}
+	}
+	if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+		t.Errorf("a stack trace on damaged data:\n%s", stderr)
+	}
+}
+
+// TestDamagedLogRefusedAtStart kills sessiond after acknowledged opens,
+// flips one byte near the end of the newest log, and restarts it: it must
+// refuse to start, naming the log, the offset and the sessions it would
+// have lost, rather than start without them.
+func TestDamagedLogRefusedAtStart(t *testing.T) {
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir)
+	ids := openSessions(t, d, 30, 1000)
+	d.kill(t)
+	log, end := newestLog(t, dataDir)
+	patchFile(t, log, end-1500, func(b []byte) { b[0] ^= 0xff }) // in the record of the next-to-last open
+	err, stderr := runDaemonToExit(t, dataDir)
+	checkRefusal(t, err, stderr, filepath.Base(log), "is damaged at offset", ids[len(ids)-1], "truncate -s")
+}
+
+// TestTornLogTailStarts kills sessiond after acknowledged opens and cuts
+// the last record of the newest log at a page boundary, as a crash in the
+// middle of its write leaves it (it was never acknowledged: its sync never
+// returned): sessiond starts, with every other session.
+func TestTornLogTailStarts(t *testing.T) {
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir)
+	ids := openSessions(t, d, 10, 10_000)
+	d.kill(t)
+	log, end := newestLog(t, dataDir)
+	cut := (end-9000)/4096*4096 + 4096 // inside the last record, of 10 KB
+	patchFile(t, log, cut, func(b []byte) { clear(b[:end-cut]) })
+	d2 := startDaemon(t, dataDir)
+	for i, id := range ids {
+		code, err := command(context.Background(), http.DefaultClient, d2.public, "get_session_by_id", map[string]any{"session_id": id}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < len(ids)-1 && code != http.StatusOK {
+			t.Errorf("session %d after a torn tail: %d", i, code)
+		}
+		if i == len(ids)-1 && code == http.StatusOK {
+			t.Errorf("the torn session is there")
+		}
+	}
+}
+
+// TestDamagedTableRefusedAtStart stops sessiond (which flushes its
+// sessions to a table), flips a byte in the table and restarts it: it
+// must refuse to start with a message naming the file, not a stack trace.
+func TestDamagedTableRefusedAtStart(t *testing.T) {
+	dataDir := t.TempDir()
+	d := startDaemon(t, dataDir)
+	openSessions(t, d, 200, 1000)
+	sigterm(t, d, 30*time.Second)
+	tables, err := filepath.Glob(filepath.Join(dataDir, "store", "*.sst"))
+	if err != nil || len(tables) == 0 {
+		t.Fatalf("no table after a clean stop: %v", err)
+	}
+	st, err := os.Stat(tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	patchFile(t, tables[0], int(st.Size()/3), func(b []byte) { b[0] ^= 0xff })
+	err, stderr := runDaemonToExit(t, dataDir)
+	checkRefusal(t, err, stderr, filepath.Base(tables[0])+" fails its checksums", "backup")
 }
