@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,9 @@ type Options struct {
 	// cannot go on from (see fault.go); it should not return. Default: log
 	// and exit the process with status 1.
 	OnFatal func(msg string)
+	// Log receives the store's faults (a full disk, damaged data). Default:
+	// slog.Default().
+	Log *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -92,8 +96,11 @@ func (o Options) withDefaults() Options {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 32 << 20
 	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
 	if o.OnFatal == nil {
-		o.OnFatal = defaultOnFatal
+		o.OnFatal = exitOnFatal(o.Log)
 	}
 	return o
 }
@@ -171,14 +178,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	// Pebble would replay a damaged newest log silently up to the damage.
-	if err := checkNewestLog(vfs.Default, path); err != nil {
+	if err := checkNewestLog(vfs.Default, path, opts.Log); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("embedded store: %w", err)
 	}
 
 	s := &Store{lock: lock, dir: path, fs: vfs.Default, opts: opts, seed: maphash.MakeSeed(),
-		fault: newWriteFault(), stop: make(chan struct{}), watchDone: make(chan struct{})}
-	s.fault.ballast = &ballast{path: filepath.Join(path, ballastName)}
+		fault: newWriteFault(opts.Log), stop: make(chan struct{}), watchDone: make(chan struct{})}
+	s.fault.ballast = &ballast{path: filepath.Join(path, ballastName), log: opts.Log}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	po := &pebble.Options{
@@ -188,7 +195,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		FS: vfs.OnDiskFull(walFS{FS: s.fs, fault: s.fault},
 			func() { s.fault.diskFull(fmt.Errorf("a write of the store: %w", syscall.ENOSPC)) }),
 		Lock:         lock,
-		Logger:       fatalLogger{opts.OnFatal},
+		Logger:       fatalLogger{opts.Log, opts.OnFatal},
 		MemTableSize: opts.MemTableSize,
 	}
 	if d := opts.WALSyncDelay; d > 0 {

@@ -66,9 +66,12 @@ type writeFault struct {
 	raised  atomic.Uint64 // how many times raise was called
 	wake    chan struct{} // tells watchFault that a fault was raised
 	ballast *ballast      // freed at the first ENOSPC; nil in some tests
+	log     *slog.Logger
 }
 
-func newWriteFault() *writeFault { return &writeFault{wake: make(chan struct{}, 1)} }
+func newWriteFault(log *slog.Logger) *writeFault {
+	return &writeFault{wake: make(chan struct{}, 1), log: log}
+}
 
 // diskFull is called when a write failed for want of space, before the
 // write is tried again: it frees the ballast and raises the fault. It is
@@ -88,7 +91,7 @@ func (f *writeFault) raise(cause error) {
 	f.raised.Add(1)
 	e := &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: faultMessage(cause), Err: cause}
 	if f.err.CompareAndSwap(nil, e) {
-		slog.Error("embedded store: writes are refused until the fault is gone; reads go on", "err", cause)
+		f.log.Error("embedded store: writes are refused until the fault is gone; reads go on", "err", cause)
 		select {
 		case f.wake <- struct{}{}:
 		default:
@@ -106,7 +109,7 @@ func (f *writeFault) check() error {
 
 func (f *writeFault) clear() {
 	if f.err.Swap(nil) != nil {
-		slog.Info("embedded store: the write fault is gone; writes resume")
+		f.log.Info("embedded store: the write fault is gone; writes resume")
 	}
 }
 
@@ -186,28 +189,34 @@ func (s *Store) backgroundError(err error) {
 	now := time.Now().UnixNano()
 	last := s.bgLogged.Load()
 	if now-last >= int64(backgroundLogEvery) && s.bgLogged.CompareAndSwap(last, now) {
-		slog.Error("embedded store: background job failed; pebble retries it", "err", err)
+		s.opts.Log.Error("embedded store: background job failed; pebble retries it", "err", err)
 	}
 }
 
 const backgroundLogEvery = 10 * time.Second
 
-// defaultOnFatal logs what pebble found fatal and exits the process.
-func defaultOnFatal(msg string) {
-	slog.Error("embedded store: fatal error, exiting so that a supervisor restarts sessiond; "+
-		"every acknowledged write is in the log and is replayed at the next start", "err", msg)
-	os.Exit(1)
+// exitOnFatal returns the default Options.OnFatal: it logs what pebble
+// found fatal and exits the process.
+func exitOnFatal(log *slog.Logger) func(string) {
+	return func(msg string) {
+		log.Error("embedded store: fatal error, exiting so that a supervisor restarts sessiond; "+
+			"every acknowledged write is in the log and is replayed at the next start", "err", msg)
+		os.Exit(1)
+	}
 }
 
 // fatalLogger is pebble's Logger: it drops pebble's informational messages
 // (such as "Found 0 WALs" at every Open), passes its errors to slog, and
 // its fatal errors (after which pebble cannot go on) to onFatal.
-type fatalLogger struct{ onFatal func(string) }
+type fatalLogger struct {
+	log     *slog.Logger
+	onFatal func(string)
+}
 
 func (fatalLogger) Infof(string, ...any) {}
 
-func (fatalLogger) Errorf(format string, args ...any) {
-	slog.Error("embedded store: " + fmt.Sprintf(format, args...))
+func (l fatalLogger) Errorf(format string, args ...any) {
+	l.log.Error("embedded store: " + fmt.Sprintf(format, args...))
 }
 
 // Fatalf must not return: pebble goes on as if the call had stopped it. If
@@ -230,6 +239,7 @@ const ballastSize = 8 << 20
 // MANIFEST, which is fatal. It is made again before the fault is lifted.
 type ballast struct {
 	path string
+	log  *slog.Logger
 	mu   sync.Mutex
 }
 
@@ -261,7 +271,7 @@ func (b *ballast) free() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := os.Remove(b.path); err == nil {
-		slog.Warn("embedded store: the disk is full: ballast file removed to finish the writes under way", "path", b.path)
+		b.log.Warn("embedded store: the disk is full: ballast file removed to finish the writes under way", "path", b.path)
 	}
 }
 
@@ -289,7 +299,7 @@ func (s *Store) dataCorruption(info pebble.DataCorruptionInfo) {
 	e := &sessiond.Error{Code: sessiond.EUNAVAILABLE, Err: info.Details,
 		Message: "the store's file " + filepath.Base(info.Path) + " fails its checksums"}
 	if s.corrupt.CompareAndSwap(nil, e) {
-		slog.Error("embedded store: a file of the store fails its checksums: restore the data directory from a backup",
+		s.opts.Log.Error("embedded store: a file of the store fails its checksums: restore the data directory from a backup",
 			"file", info.Path, "err", info.Details.Error())
 	}
 }

@@ -141,7 +141,7 @@ func (d *logDamage) Error() string {
 // checkNewestLog reads the newest log in dir (pebble's directory) and
 // returns a *logDamage if a record that does not read back is followed by
 // valid records of the same log; nil for a clean or torn tail.
-func checkNewestLog(fs vfs.FS, dir string) error {
+func checkNewestLog(fs vfs.FS, dir string, log *slog.Logger) error {
 	names, err := fs.List(dir)
 	if err != nil {
 		return err
@@ -206,7 +206,7 @@ func checkNewestLog(fs vfs.FS, dir string) error {
 	}
 	if d.records == 0 && d.partial == 0 && torn(b, bad, uint32(num)) {
 		if bad < len(b) && !allZero(b[bad:min(len(b), bad+legacyHeader)]) {
-			slog.Warn("embedded store: the newest log ends with a torn write, which was never acknowledged; replay stops before it",
+			log.Warn("embedded store: the newest log ends with a torn write, which was never acknowledged; replay stops before it",
 				"log", path, "offset", off)
 		}
 		return nil

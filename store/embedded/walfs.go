@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/wal"
@@ -128,7 +129,7 @@ const walBuffer = 256 << 10
 func (fs walFS) newWALFile(f vfs.File, name string) *walFile {
 	w := &walFile{File: f, fs: fs.FS, name: name, fault: fs.fault}
 	if w.fault == nil { // a walFS of a test
-		w.fault = newWriteFault()
+		w.fault = newWriteFault(slog.Default())
 	}
 	if st, err := f.Stat(); err == nil {
 		w.zeroed = st.Size()

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -169,7 +170,7 @@ func (f *failingSync) SyncData() error {
 // to again, and that writes go on without extending.
 func TestWALFileSyncErrorSticks(t *testing.T) {
 	inner, name := createPlain(t, "000004.log")
-	fault := newWriteFault()
+	fault := newWriteFault(slog.Default())
 	f := wrapPlain(&failingSync{File: inner}, name, fault)
 	if _, err := f.Write([]byte("data")); err != nil {
 		t.Fatal(err)
@@ -297,7 +298,7 @@ func (f *failingWrite) Write(p []byte) (int, error) {
 func TestWALFileWriteError(t *testing.T) {
 	inner, name := createPlain(t, "000012.log")
 	fw := &failingWrite{File: inner, fails: 2, err: errIO}
-	f := wrapPlain(fw, name, newWriteFault())
+	f := wrapPlain(fw, name, newWriteFault(slog.Default()))
 	var data []byte
 	for i, p := range []string{"record", "next", "last"} {
 		if _, err := f.Write([]byte(p)); err != nil {
@@ -327,8 +328,8 @@ func TestWALFileWriteError(t *testing.T) {
 func TestWALFileWriteRetriedOnFullDisk(t *testing.T) {
 	inner, name := createPlain(t, "000014.log")
 	fw := &failingWrite{File: inner, fails: 1, err: &os.PathError{Op: "write", Path: name, Err: syscall.ENOSPC}}
-	fault := newWriteFault()
-	fault.ballast = &ballast{path: filepath.Join(t.TempDir(), "ballast")}
+	fault := newWriteFault(slog.Default())
+	fault.ballast = &ballast{path: filepath.Join(t.TempDir(), "ballast"), log: slog.Default()}
 	if err := fault.ballast.make(); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func (f *fullDisk) WriteAt(p []byte, off int64) (int, error) {
 func TestWALFileFullDiskRaisesFault(t *testing.T) {
 	inner, name := createPlain(t, "000013.log")
 	disk := &fullDisk{File: inner}
-	fault := newWriteFault()
+	fault := newWriteFault(slog.Default())
 	f := wrapPlain(disk, name, fault)
 	rec := bytes.Repeat([]byte{7}, 60<<10)
 	if _, err := f.Write(rec); err != nil {
