@@ -28,16 +28,20 @@ import (
 // walReserve bytes of zeroed, synced space ahead of pebble's writes, which
 // pebble overwrites without allocating; when the file system has less
 // than lowWater bytes free, or it cannot extend that space, it raises the
-// store's writeFault and pebble's writes go on in the reserve. While a fault is raised, every write is refused
+// store's writeFault, and pebble's writes go on in the reserve. A ballast
+// file is freed at the first write that finds the disk full all the same
+// (pebble's vfs.OnDiskFull, and walFile's own buffered writes), and that
+// write is retried. A flush or compaction that fails for want of space
+// raises the fault too. While a fault is raised, every write is refused
 // before it reaches pebble, with an EUNAVAILABLE error, and Ping fails, so
-// the reserve only takes the commits already under way. A flush or
-// compaction that fails for want of space raises the fault too.
+// the reserve and the ballast only take the commits already under way.
 //
 // The store lifts the fault itself (Store.watchFault): every
 // faultProbeInterval, once the file system has lowWater+walReserve bytes
-// free, it commits one empty synced record, which makes walFile extend its
-// reserve if it is short; if nothing raised the fault again meanwhile,
-// writes resume.
+// free (and room for the ballast if it was freed), it makes the ballast
+// again and commits one empty synced record, which makes walFile extend
+// its reserve if it is short; if nothing raised the fault again
+// meanwhile, writes resume.
 //
 // What pebble still finds fatal (a failed sync of the log, a failed write
 // of the MANIFEST, a file system that allocates on overwrite) goes to
