@@ -162,8 +162,14 @@ func checkNewestLog(fs vfs.FS, dir string, log *slog.Logger) error {
 		return err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
+	st, err := f.Stat()
 	if err != nil {
+		return err
+	}
+	// Read at once (the log is at most some tens of megabytes, and pebble
+	// reads it again right after).
+	b := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	off, bad, ok := replayEnd(b, uint32(num))
