@@ -104,7 +104,7 @@ func (m *Main) Open() error {
 
 	var err error
 	if m.Store == nil {
-		if m.Store, err = openStore(cfg); err != nil {
+		if m.Store, err = openStore(cfg, m.Log); err != nil {
 			return err
 		}
 	}
@@ -331,14 +331,14 @@ func (m *Main) newLimiter(api string) *auth.Limiter {
 // filesPrefix is where the session files API is served.
 const filesPrefix = "/api/v1/session/files/"
 
-func openStore(cfg config.Config) (sessiond.Store, error) {
+func openStore(cfg config.Config, log *slog.Logger) (sessiond.Store, error) {
 	switch name := storeName(cfg.Store); name {
 	case "embedded":
 		cached := cfg.CacheSessions
 		if cached == 0 {
 			cached = -1 // embedded.Options: negative disables
 		}
-		return embedded.Open(cfg.DataDir, embedded.Options{CachedSessions: cached})
+		return embedded.Open(cfg.DataDir, embedded.Options{CachedSessions: cached, Log: log})
 	case "memory":
 		return memory.New(), nil
 	default:

@@ -29,6 +29,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *sessiond.APIKey) error {
 	} else if found {
 		return sessiond.Errorf(sessiond.ECONFLICT, "api key %s already exists", k.ID)
 	}
+	if err := s.fault.check(); err != nil {
+		return err
+	}
 	if err := s.db.Set(key, encodeAPIKey(nil, k), pebble.Sync); err != nil {
 		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}
 	}
@@ -103,6 +106,9 @@ func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
 		return err
 	} else if !found {
 		return notFound("api key", id)
+	}
+	if err := s.fault.check(); err != nil {
+		return err
 	}
 	if err := s.db.Delete(key, pebble.Sync); err != nil {
 		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "store write failed", Err: err}

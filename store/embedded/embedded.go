@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -35,6 +37,9 @@ import (
 // DirName is the directory, inside the data directory, that holds pebble's
 // files.
 const DirName = "store"
+
+// ballastName is the ballast file in the store's directory (fault.go).
+const ballastName = "sessiond-ballast"
 
 // legacyFileName is the single bbolt file of the engine before this one.
 const legacyFileName = "sessiond.db"
@@ -63,6 +68,13 @@ type Options struct {
 	// 64 clients gained 10-25% over no delay, and more than 500µs); negative
 	// disables it.
 	WALSyncDelay time.Duration
+	// OnFatal is called with pebble's message when pebble finds an error it
+	// cannot go on from (see fault.go); it should not return. Default: log
+	// and exit the process with status 1.
+	OnFatal func(msg string)
+	// Log receives the store's faults (a full disk, damaged data). Default:
+	// slog.Default().
+	Log *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +95,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 32 << 20
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.OnFatal == nil {
+		o.OnFatal = exitOnFatal(o.Log)
 	}
 	return o
 }
@@ -107,7 +125,18 @@ type Store struct {
 	db   *pebble.DB
 	lock *pebble.Lock
 	dir  string
+	fs   vfs.FS
 	opts Options
+
+	// fault is raised while the store cannot write (fault.go); watchFault
+	// lifts it, and stops when stop is closed, closing watchDone.
+	fault     *writeFault
+	stop      chan struct{}
+	watchDone chan struct{}
+	stopOnce  sync.Once
+	bgLogged  atomic.Int64 // when backgroundError last logged, in Unix ns
+	// corrupt is the first table found failing its checksums.
+	corrupt atomic.Pointer[sessiond.Error]
 
 	// mem orders every session by open time and keeps what the sweeps
 	// need; see memIndex.
@@ -148,16 +177,26 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Pebble would replay a damaged newest log silently up to the damage.
+	if err := checkNewestLog(vfs.Default, path, opts.Log); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("embedded store: %w", err)
+	}
 
+	s := &Store{lock: lock, dir: path, fs: vfs.Default, opts: opts, seed: maphash.MakeSeed(),
+		fault: newWriteFault(opts.Log), stop: make(chan struct{}), watchDone: make(chan struct{})}
+	s.fault.ballast = &ballast{path: filepath.Join(path, ballastName), log: opts.Log}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	po := &pebble.Options{
 		Cache:              cache,
+		EventListener:      &pebble.EventListener{BackgroundError: s.backgroundError, DataCorruption: s.dataCorruption},
 		FormatMajorVersion: pebble.FormatNewest,
-		FS:                 walFS{vfs.Default},
-		Lock:               lock,
-		Logger:             quietLogger{},
-		MemTableSize:       opts.MemTableSize,
+		FS: vfs.OnDiskFull(walFS{FS: s.fs, fault: s.fault},
+			func() { s.fault.diskFull(fmt.Errorf("a write of the store: %w", syscall.ENOSPC)) }),
+		Lock:         lock,
+		Logger:       fatalLogger{opts.Log, opts.OnFatal},
+		MemTableSize: opts.MemTableSize,
 	}
 	if d := opts.WALSyncDelay; d > 0 {
 		po.WALMinSyncInterval = func() time.Duration { return d }
@@ -171,13 +210,22 @@ func Open(dir string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("embedded store: opening %s: %w", path, err)
 	}
-	s := &Store{db: db, lock: lock, dir: path, opts: opts, seed: maphash.MakeSeed()}
+	s.db = db
 	s.cache = newSessionCache(s.seed, opts.CachedSessions)
 	if err := s.initialize(); err != nil {
 		db.Close()
 		lock.Close()
+		if cerr := s.corruptionError(); cerr != nil {
+			err = cerr
+		}
 		return nil, fmt.Errorf("embedded store: %s: %w", path, err)
 	}
+	// Without its ballast (a disk full at start) the store starts with a
+	// fault: it serves reads, and writes once there is room.
+	if err := s.fault.ballast.make(); err != nil {
+		s.fault.raise(err)
+	}
+	go s.watchFault()
 	return s, nil
 }
 
@@ -243,21 +291,6 @@ func (s *Store) dropLegacyIndexes() error {
 	return errors.Join(err, b.Close())
 }
 
-// quietLogger drops pebble's informational messages (such as "Found 0
-// WALs" at every Open) and passes its errors to slog.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (quietLogger) Errorf(format string, args ...any) {
-	slog.Error("embedded store: " + fmt.Sprintf(format, args...))
-}
-
-// Fatalf is called on invariant violations after which pebble cannot go on.
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic("embedded store: " + fmt.Sprintf(format, args...))
-}
-
 // Path returns the directory that holds pebble's files.
 func (s *Store) Path() string { return s.dir }
 
@@ -268,6 +301,8 @@ func (s *Store) Close() error {
 	if s == nil { // Open failed, and the nil *Store went into an interface
 		return nil
 	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.watchDone
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.closed {
@@ -275,8 +310,13 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	// Flush writes the memtable (and so any touch not yet synced) to a
-	// synced table; the next Open then replays no WAL.
-	err := s.db.Flush()
+	// synced table; the next Open then replays no WAL. Not with a write
+	// fault: the flush could not finish (pebble would retry it for ever),
+	// and the log, synced, holds every acknowledged write.
+	var err error
+	if s.fault.check() == nil {
+		err = s.db.Flush()
+	}
 	err = errors.Join(err, s.db.Close(), s.lock.Close())
 	if err != nil {
 		return fmt.Errorf("embedded store: closing: %w", err)
@@ -284,12 +324,19 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping reports whether the store answers a read.
+// Ping reports whether the store answers a read and can write (see
+// fault.go).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
 	defer s.exit()
+	if err := s.fault.check(); err != nil {
+		return err
+	}
+	if e := s.corrupt.Load(); e != nil {
+		return e
+	}
 	_, closer, err := s.db.Get(keyFormat)
 	if err != nil {
 		return sessiond.Internal(err)
@@ -337,8 +384,13 @@ func (s *Store) lockIDs(ids []string) (unlock func()) {
 	}
 }
 
-// commit commits b, synced unless sync is false, and closes it.
+// commit commits b, synced unless sync is false, and closes it. It refuses
+// to while the store has a write fault.
 func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	if err := s.fault.check(); err != nil {
+		b.Close()
+		return err
+	}
 	opts := pebble.Sync
 	if !sync {
 		opts = pebble.NoSync

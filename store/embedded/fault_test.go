@@ -1,0 +1,193 @@
+package embedded
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sessiond"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
+// it when the test ends. The tests run as root: a failed mount fails the
+// test.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs on %s (the fault tests need root): %v\n%s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("unmounting %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file of zeros that leaves about free bytes free on the
+// file system of dir, and returns its path.
+func fillDisk(t *testing.T, dir string, free int64) string {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	avail := int64(st.Bavail) * st.Bsize
+	name := filepath.Join(dir, "ballast")
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := avail - free; n > 0 {
+		if _, err := f.Write(make([]byte, n)); err != nil {
+			t.Fatalf("writing %d bytes of ballast: %v", n, err)
+		}
+	}
+	return name
+}
+
+// bigSession is a session with 60 KB of data.
+func bigSession(i int) *sessiond.Session {
+	s := testSession(i)
+	s.Data = json.RawMessage(`"` + strings.Repeat("x", 60_000) + `"`)
+	return s
+}
+
+// TestFullDiskRefusesWritesAndRecovers fills the tmpfs the store is on
+// and checks that writes are then refused at once with EUNAVAILABLE (no
+// panic, no hang), Ping says so, reads go on, and that once space is
+// freed writes resume by themselves, and every acknowledged write is
+// there after a reopen.
+func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
+	dir := mountTmpfs(t, 48<<20)
+	opts := Options{OnFatal: func(msg string) { t.Errorf("pebble found a fatal error: %s", msg) }}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	ctx := t.Context()
+	ballast := fillDisk(t, dir, 12<<20)
+
+	var acked []*sessiond.Session
+	var refused error
+	for i := 0; i < 1000 && refused == nil; i++ {
+		sess := bigSession(i)
+		start := time.Now()
+		err := s.Create(ctx, sess)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("Create %d took %v", i, d)
+		}
+		if err != nil {
+			refused = err
+			break
+		}
+		acked = append(acked, sess)
+	}
+	if refused == nil {
+		t.Fatal("1000 sessions of 60 KB fit on the full disk")
+	}
+	if sessiond.ErrorCode(refused) != sessiond.EUNAVAILABLE || !strings.Contains(sessiond.ErrorMessage(refused), "disk is full") {
+		t.Fatalf("Create on a full disk: %v (code %s), want EUNAVAILABLE saying the disk is full", refused, sessiond.ErrorCode(refused))
+	}
+	t.Logf("%d sessions acknowledged before the disk filled: %v", len(acked), refused)
+	if len(acked) == 0 {
+		t.Fatal("no session fit before the disk filled")
+	}
+	if err := s.Ping(ctx); sessiond.ErrorCode(err) != sessiond.EUNAVAILABLE {
+		t.Fatalf("Ping on a full disk: %v, want EUNAVAILABLE", err)
+	}
+	if _, err := s.Update(ctx, acked[0].ID, func(x *sessiond.Session) error { x.Data = json.RawMessage(`1`); return nil }); sessiond.ErrorCode(err) != sessiond.EUNAVAILABLE {
+		t.Fatalf("Update on a full disk: %v, want EUNAVAILABLE", err)
+	}
+	if got, err := s.Get(ctx, acked[len(acked)-1].ID); err != nil || string(got.Data) != string(acked[len(acked)-1].Data) {
+		t.Fatalf("Get on a full disk: %v", err)
+	}
+
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1000; ; i++ {
+		sess := bigSession(i)
+		err := s.Create(ctx, sess)
+		if err == nil {
+			acked = append(acked, sess)
+			break
+		}
+		if sessiond.ErrorCode(err) != sessiond.EUNAVAILABLE || time.Now().After(deadline) {
+			t.Fatalf("Create after space was freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after space was freed: %v", err)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range acked {
+		if _, err := s.Get(ctx, want.ID); err != nil {
+			t.Fatalf("acknowledged session %s after reopening: %v", want.ID, err)
+		}
+	}
+}
+
+// TestFullDiskClose fills the disk to its last byte (so that the store's
+// ballast is needed) and checks that Close returns, promptly and with the
+// acknowledged writes kept, while the disk is full.
+func TestFullDiskClose(t *testing.T) {
+	dir := mountTmpfs(t, 48<<20)
+	opts := Options{OnFatal: func(msg string) { t.Errorf("pebble found a fatal error: %s", msg) }}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ballast := fillDisk(t, dir, 0)
+	var acked []*sessiond.Session
+	for i := 0; ; i++ {
+		sess := bigSession(i)
+		if err := s.Create(t.Context(), sess); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Create %d: %v, want the disk full", i, err)
+			}
+			break
+		}
+		acked = append(acked, sess)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close on a full disk: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hangs on a full disk")
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, want := range acked {
+		if _, err := s.Get(t.Context(), want.ID); err != nil {
+			t.Fatalf("acknowledged session %s after reopening: %v", want.ID, err)
+		}
+	}
+}
