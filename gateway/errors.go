@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 
 	"sessiond"
@@ -32,7 +33,8 @@ import (
 //	too_large        413  -32013
 //	too_many         429  -32029  (with Retry-After; data.retry_after)
 //	internal         500  -32603
-//	unavailable      502  -32002
+//	unavailable      503  -32005  (sessiond itself: its store down, its disk full)
+//	unavailable      502  -32002  (the gateway's upstream failed)
 //	timeout          504  -32008
 
 // JSON-RPC error numbers of the section 6 dialect.
@@ -47,6 +49,7 @@ const (
 	CodeTooMany          = -32029
 	CodeInternal         = -32603
 	CodeBadGateway       = -32002
+	CodeUnavailable      = -32005
 	CodeGatewayTimeout   = -32008
 )
 
@@ -87,13 +90,20 @@ func Status(code string) (status, rpcCode int) {
 	case sessiond.ETOOMANY:
 		return http.StatusTooManyRequests, CodeTooMany
 	case sessiond.EUNAVAILABLE:
-		return http.StatusBadGateway, CodeBadGateway
+		return http.StatusServiceUnavailable, CodeUnavailable
 	case sessiond.ETIMEOUT:
 		return http.StatusGatewayTimeout, CodeGatewayTimeout
 	default:
 		return http.StatusInternalServerError, CodeInternal
 	}
 }
+
+// upstreamError marks a failure of the gateway's upstream: unavailable
+// is then 502 (a bad gateway), not 503 (sessiond itself cannot serve).
+type upstreamError struct{ err *sessiond.Error }
+
+func (u upstreamError) Error() string { return u.err.Error() }
+func (u upstreamError) Unwrap() error { return u.err }
 
 // WriteError answers err in the section 6 dialect. Internal errors are
 // logged here (once, at the edge that answers them) and shown with a
@@ -102,6 +112,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.LogError(r, err)
 	code := sessiond.ErrorCode(err)
 	status, rpcCode := Status(code)
+	if errors.As(err, new(upstreamError)) && code == sessiond.EUNAVAILABLE {
+		status, rpcCode = http.StatusBadGateway, CodeBadGateway
+	}
 	data := map[string]any{}
 	for k, v := range sessiond.ErrorDetails(err) {
 		data[k] = v

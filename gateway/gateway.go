@@ -394,7 +394,7 @@ func (g *Gateway) proxyError(rt *route, w http.ResponseWriter, r *http.Request, 
 		attrs = append(attrs, "correlation_id", id)
 	}
 	log.Warn("gateway: upstream failed", attrs...)
-	WriteError(w, r, e)
+	WriteError(w, r, upstreamError{e})
 }
 
 func isTimeout(err error) bool {

@@ -898,3 +898,17 @@ func TestRequestBodyStillFlowsAfterResponseStarts(t *testing.T) {
 		t.Fatalf("upstream reported %q, want %q", rest, want)
 	}
 }
+
+// sessiond's own unavailability (its store down, its disk full) is 503; an
+// upstream's is 502 (TestUpstreamDownIs502).
+func TestStoreUnavailableIs503(t *testing.T) {
+	w := httptest.NewRecorder()
+	gateway.WriteError(w, httptest.NewRequest("GET", "/api/v1/dataproc/x", nil),
+		sessiond.Errorf(sessiond.EUNAVAILABLE, "the store cannot write: its disk is full"))
+	resp := w.Result()
+	body, _ := io.ReadAll(resp.Body)
+	checkError(t, resp, body, http.StatusServiceUnavailable, gateway.CodeUnavailable)
+	if !strings.Contains(string(body), "disk is full") || !strings.Contains(string(body), `"code":"unavailable"`) {
+		t.Errorf("body %s, want the reason and data.code unavailable", body)
+	}
+}

@@ -653,7 +653,9 @@ func (h *Handler) fsError(err error) error {
 	case errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
 		return sessiond.Errorf(sessiond.EINVALID, "%s cannot be used: %v", name, errors.Unwrap(err))
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return &sessiond.Error{Code: sessiond.ETOOLARGE, Message: "the server has no space left for this file", Err: err}
+		// The server's fault, not the request's: 503, and the quota
+		// still tells the client what it may store.
+		return &sessiond.Error{Code: sessiond.EUNAVAILABLE, Message: "the server's disk is full: try again later", Err: err}
 	}
 	return sessiond.Internal(err)
 }

@@ -18,6 +18,10 @@ const (
 	CodeInternalError   = -32603 // the service failed; details only in the log
 	CodeUnauthenticated = -32001 // missing or invalid credentials (HTTP 401)
 	CodeForbidden       = -32003 // valid credentials, access denied (HTTP 403)
+	// CodeUnavailable: sessiond cannot serve the call now (its store is
+	// unreachable, its disk full); nothing was stored. Try again later.
+	// A single request answers it with HTTP 503 and Retry-After.
+	CodeUnavailable = -32005
 	// CodeTooManyRequests: too many failed authentications from the
 	// client's address (HTTP 429 with Retry-After; data.retry_after holds
 	// the seconds to wait).
@@ -79,8 +83,9 @@ func toError(err error) (e *Error, internal bool) {
 	case sessiond.ETOOMANY:
 		return &Error{Code: CodeTooManyRequests, Message: "Too many requests: " + msg, Data: sessiond.ErrorDetails(err)}, false
 	case sessiond.EUNAVAILABLE, sessiond.ETIMEOUT:
-		// Their messages are written to be shown ("store unavailable").
-		return &Error{Code: CodeInternalError, Message: "Internal error: " + msg}, true
+		// Their messages are written to be shown ("its disk is full").
+		return &Error{Code: CodeUnavailable, Message: "Service unavailable: " + msg,
+			Data: map[string]any{"code": sessiond.EUNAVAILABLE}}, true
 	default: // EINTERNAL, ECONFLICT (a token or id collision) and the unknown
 		return &Error{Code: CodeInternalError, Message: "Internal error"}, true
 	}

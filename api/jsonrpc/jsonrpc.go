@@ -129,10 +129,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.failHTTP(w, r, err)
 		return
 	}
-	out, answered := h.serveBody(ctx, r, caller, body, bufs.out[:0])
+	out, answered, status := h.serveBody(ctx, r, caller, body, bufs.out[:0])
 	bufs.out = out
 	if answered {
-		httpx.WriteRaw(w, http.StatusOK, "", out)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		httpx.WriteRaw(w, status, "", out)
 	} else {
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -157,24 +160,32 @@ func (b *buffers) release() {
 }
 
 // serveBody answers a whole body, appending the response to out. It
-// reports false when there is nothing to answer (notifications only).
-func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Caller, body []byte, out []byte) ([]byte, bool) {
+// reports false when there is nothing to answer (notifications only), and
+// the HTTP status: 200, as JSON-RPC over HTTP answers, but 503 for a
+// single request that failed because sessiond cannot serve it now (its
+// store down or its disk full), so that clients and balancers retry.
+func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Caller, body []byte, out []byte) ([]byte, bool, int) {
 	i := skipSpace(body, 0)
 	if i == len(body) || !json.Valid(body) {
-		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true
+		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true, http.StatusOK
 	}
 	if err := httpx.CheckDepth(body); err != nil {
-		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true
+		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true, http.StatusOK
 	}
 	v := body[i:valueEnd(body, i)]
 	switch first(v) {
 	case '{':
-		return h.serveOne(ctx, r, c, v, out)
+		out, answered, e := h.serveOne(ctx, r, c, v, out)
+		if e != nil && e.Code == CodeUnavailable {
+			return out, answered, http.StatusServiceUnavailable
+		}
+		return out, answered, http.StatusOK
 	case '[':
-		return h.serveBatch(ctx, r, c, v, out)
+		out, answered := h.serveBatch(ctx, r, c, v, out)
+		return out, answered, http.StatusOK
 	default:
 		return appendErrorResponse(out, nullID,
-			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true
+			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true, http.StatusOK
 	}
 }
 
@@ -207,7 +218,7 @@ func (h *handler) serveBatch(ctx context.Context, r *http.Request, c *sessiond.C
 			out = append(out, ',')
 		}
 		var answered bool
-		if out, answered = h.serveOne(ctx, r, c, it.val, out); !answered {
+		if out, answered, _ = h.serveOne(ctx, r, c, it.val, out); !answered {
 			out = out[:mark]
 		}
 	}
@@ -218,12 +229,13 @@ func (h *handler) serveBatch(ctx context.Context, r *http.Request, c *sessiond.C
 }
 
 // serveOne answers one request (or any value found in a batch), appending
-// its response to out unless it is a notification.
-func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool) {
+// its response to out unless it is a notification, and returns the error
+// it answered, if any.
+func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool, *Error) {
 	req, e := parseRequest(v)
 	if e != nil {
 		h.logRefused(r, c, "", e)
-		return appendErrorResponse(out, orNull(req.id), e), true
+		return appendErrorResponse(out, orNull(req.id), e), true, e
 	}
 	name, m := lookup(req.method)
 	var result []byte
@@ -239,12 +251,13 @@ func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Cal
 		if err != nil {
 			h.logError(r, c, name, err)
 		}
-		return out, false
+		return out, false, nil
 	}
 	if err != nil {
-		return appendErrorResponse(out, req.id, h.logError(r, c, name, err)), true
+		e := h.logError(r, c, name, err)
+		return appendErrorResponse(out, req.id, e), true, e
 	}
-	return appendResult(out, req.id, result), true
+	return appendResult(out, req.id, result), true, nil
 }
 
 // request is one parsed request object; every field is a raw sub-slice of

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -144,6 +145,7 @@ func TestFullDisk(t *testing.T) {
 	ballast := fillDisk(t, dir, 6<<20)
 	data := strings.Repeat("x", 60_000)
 	var acked []string
+	var token string // of the first session, for the files API
 	var refused answer
 	for i := 0; ; i++ {
 		start := time.Now()
@@ -160,6 +162,13 @@ func TestFullDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 		acked = append(acked, s.ID)
+		if token == "" {
+			var o struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.Unmarshal(a.body, &o)
+			token = o.AccessToken
+		}
 		if i == 1000 {
 			t.Fatal("1000 opens of 60 KB fit on a full disk")
 		}
@@ -177,8 +186,8 @@ func TestFullDisk(t *testing.T) {
 			Message string
 		}
 	}
-	if err := json.Unmarshal(a.body, &rpc); err != nil || a.status != http.StatusOK || rpc.Error == nil || rpc.Error.Code != -32603 || !strings.Contains(rpc.Error.Message, "disk is full") {
-		t.Errorf("JSON-RPC open_session on a full disk: %d %s, want error -32603 saying the disk is full", a.status, a.body)
+	if err := json.Unmarshal(a.body, &rpc); err != nil || a.status != http.StatusServiceUnavailable || rpc.Error == nil || rpc.Error.Code != -32005 || !strings.Contains(rpc.Error.Message, "disk is full") {
+		t.Errorf("JSON-RPC open_session on a full disk: %d %s, want 503 with error -32005 saying the disk is full", a.status, a.body)
 	}
 	if a := call(t, c, http.MethodGet, d.admin+"/health/ready", nil); a.status != http.StatusServiceUnavailable {
 		t.Errorf("/health/ready on a full disk: %d %s, want 503", a.status, a.body)
@@ -230,7 +239,16 @@ func TestFullDisk(t *testing.T) {
 			t.Fatal("40 opens of 60 KB acknowledged on a disk without a free byte")
 		}
 	}
-	sigterm(t, d, 30*time.Second)
+	// The files API, on the same full disk (the store's ballast freed
+	// above is filled too): the server's fault, 503.
+	fillDisk(t, dir, 0)
+	a = call(t, c, http.MethodPut, d.public+"/api/v1/session/files/big.bin", data, "Xdata-Session-Token", token)
+	if a.status != http.StatusServiceUnavailable || !strings.Contains(string(a.body), `"code":"unavailable"`) {
+		t.Errorf("files PUT on a full disk: %d %s, want 503 unavailable", a.status, a.body)
+	}
+	// The files call touched its session: that request time cannot be
+	// written at the stop, which says so and exits 1.
+	sigterm(t, d, 30*time.Second, "flushing pending writes")
 
 	// Every acknowledged session is there after a restart (with room).
 	if err := os.Remove(ballast); err != nil {
@@ -242,19 +260,27 @@ func TestFullDisk(t *testing.T) {
 			t.Errorf("acknowledged session %d of %d, %s, after the restart: %d %v", i, len(acked), id, code, err)
 		}
 	}
-	sigterm(t, d2, 30*time.Second)
+	sigterm(t, d2, 30*time.Second, "")
 }
 
 // sigterm sends SIGTERM and waits at most limit for the daemon to exit.
-func sigterm(t *testing.T, d *child, limit time.Duration) {
+// sigterm stops d and expects it to exit within limit: with status 0, or,
+// when failedStep is not empty, with status 1 after logging that step's
+// failure.
+func sigterm(t *testing.T, d *child, limit time.Duration, failedStep string) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-d.exited:
-		if err != nil {
+		var ee *exec.ExitError
+		switch {
+		case failedStep != "" && errors.As(err, &ee) && ee.ExitCode() == 1 && strings.Contains(d.log(), failedStep):
+		case err != nil:
 			t.Errorf("exit after SIGTERM: %v\n%s", err, d.log())
+		case failedStep != "":
+			t.Errorf("exit 0 after SIGTERM, want 1 with %q logged\n%s", failedStep, d.log())
 		}
 	case <-time.After(limit):
 		t.Fatalf("sessiond did not stop within %v of SIGTERM\n%s", limit, d.log())
@@ -410,7 +436,7 @@ func TestDamagedTableRefusedAtStart(t *testing.T) {
 	dataDir := t.TempDir()
 	d := startDaemon(t, dataDir)
 	openSessions(t, d, 200, 1000)
-	sigterm(t, d, 30*time.Second)
+	sigterm(t, d, 30*time.Second, "")
 	tables, err := filepath.Glob(filepath.Join(dataDir, "store", "*.sst"))
 	if err != nil || len(tables) == 0 {
 		t.Fatalf("no table after a clean stop: %v", err)
