@@ -127,6 +127,30 @@ func (x userIndex) after(dst []userEntry, user uint64, pivot userEntry, n int) [
 	return dst
 }
 
+// count returns how many sessions the user hash has: closed ones and
+// those of other users sharing the hash included.
+func (x userIndex) count(user uint64) int {
+	s := x[user]
+	if s.tree != nil {
+		return s.tree.Len()
+	}
+	return len(s.list)
+}
+
+// each1 calls fn with every entry of one user hash.
+func (x userIndex) each1(user uint64, fn func(e userEntry)) {
+	s := x[user]
+	if s.tree != nil {
+		s.tree.Ascend(func(e userEntry) bool {
+			fn(e)
+			return true
+		})
+	}
+	for _, e := range s.list {
+		fn(e)
+	}
+}
+
 // each calls fn with every entry, user by user (for checks).
 func (x userIndex) each(fn func(user uint64, e userEntry)) {
 	for user, s := range x {
