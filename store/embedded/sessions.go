@@ -398,8 +398,8 @@ func (s *Store) record(id string) ([]byte, func(), error) {
 
 // UserSessions returns the active sessions of the user and API key when
 // there are at least min. The in-memory user index answers the common case,
-// a user with fewer sessions than min (closed ones counted), with one map
-// lookup; otherwise the index's items name the active ones, and their
+// a user with fewer active sessions than min, with one map lookup;
+// otherwise the index's items name the active ones, and their
 // records, read without decoding, are checked for the user_id (which
 // another user's may share the hash of) and the API key.
 func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]sessiond.UserSession, error) {
@@ -410,7 +410,7 @@ func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min i
 	h := userHash(userID)
 	var active []userEntry
 	s.mem.mu.RLock()
-	if s.mem.users.count(h) < min {
+	if s.mem.users.activeCount(h) < min {
 		s.mem.mu.RUnlock()
 		return nil, nil
 	}
