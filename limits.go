@@ -1,0 +1,89 @@
+package sessiond
+
+import (
+	"cmp"
+	"context"
+	"hash/maphash"
+	"slices"
+	"sync"
+)
+
+// The per-user limit (SPEC 10): a user, per API key and non-empty user_id,
+// holds at most Config.MaxUserSessions open sessions; opening one more
+// closes the user's least recently used session (oldest request_time)
+// with ReasonEvicted.
+//
+// The limit is kept after the Create, not before: an open stores its
+// session, then asks the store whether the user now has more than the
+// limit. Of any two concurrent opens of a user, the later to ask sees both
+// sessions stored, so the last of a group of opens sees them all and
+// closes what is over the limit: the user ends at the limit, whatever the
+// interleaving, and may exceed it only for the moment between a Create
+// and that check. The common case, a user below the limit, costs one
+// in-memory lookup of the engine (Store.UserSessions with min = limit+1
+// answers "none") and no store write; only an open that finds too many
+// takes the user's lock (striped by hash of the user, so that two opens
+// do not close one session twice or close more than needed), lists the
+// user's sessions again and closes the least recently used ones.
+
+type userLimiter struct {
+	seed  maphash.Seed
+	evict [64]sync.Mutex // one user's evictions at a time, by hash of the user
+}
+
+// keepUserLimit closes the least recently used sessions of the user of
+// the just-opened session sess while the user has more than the limit
+// open. sess itself is never closed.
+func (s *Service) keepUserLimit(ctx context.Context, sess *Session) error {
+	limit := s.cfg.MaxUserSessions
+	over, err := s.store.UserSessions(ctx, sess.APIKeyID, sess.UserID, limit+1)
+	if err != nil || len(over) == 0 {
+		return err
+	}
+	l := &s.users
+	mu := &l.evict[maphash.String(l.seed, sess.UserID)%uint64(len(l.evict))]
+	mu.Lock()
+	defer mu.Unlock()
+	// Again under the lock: an eviction that held it may have made room.
+	list, err := s.store.UserSessions(ctx, sess.APIKeyID, sess.UserID, limit+1)
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	// Dead sessions are not open (the sweep will close them): only alive
+	// ones count, judged with the pending request times.
+	now := s.clock.Now()
+	n := 0
+	var others []UserSession
+	for _, us := range list {
+		v := Session{ID: us.ID, Active: true, RequestTime: us.RequestTime, ExpireTime: us.ExpireTime}
+		s.applyPending(&v)
+		if !v.Alive(now, s.cfg.IdleTimeout) {
+			continue
+		}
+		n++
+		if us.ID != sess.ID {
+			others = append(others, UserSession{ID: us.ID, OpenTime: us.OpenTime, RequestTime: v.RequestTime})
+		}
+	}
+	excess := min(n-limit, len(others))
+	if excess <= 0 {
+		return nil
+	}
+	slices.SortFunc(others, func(a, b UserSession) int {
+		if c := a.RequestTime.Compare(b.RequestTime); c != 0 {
+			return c
+		}
+		if c := a.OpenTime.Compare(b.OpenTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	for _, us := range others[:excess] {
+		if _, err := s.CloseSession(ctx, us.ID, ReasonEvicted); err != nil && ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+	}
+	s.log.Debug("closed the least recently used sessions of a user over the limit",
+		"api_key_id", sess.APIKeyID, "closed", excess)
+	return nil
+}
