@@ -71,6 +71,8 @@ func (m *Main) Open() error {
 		DefaultExpiresIn: cfg.DefaultExpiresIn,
 		MaxExpiresIn:     cfg.MaxExpiresIn,
 		MaxTake:          cfg.MaxTake,
+		DataLimit:        int(cfg.DataLimit),
+		MaxUserSessions:  cfg.MaxUserSessions,
 	}, m.Log)
 
 	m.Dirs, err = files.NewDirs(filepath.Join(cfg.DataDir, "sessions"), files.Quota{MaxBytes: cfg.QuotaBytes, MaxFiles: cfg.QuotaFiles})
