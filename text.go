@@ -1,6 +1,7 @@
 package sessiond
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -30,9 +31,11 @@ func ValidText(b []byte) bool {
 // strings it is a syntax error anyway), so escapes are read in sequence.
 func hasLoneSurrogate(b []byte) bool {
 	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			continue
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return false
 		}
+		i += j
 		if i+1 < len(b) && b[i+1] != 'u' {
 			i++ // \" \\ \n ...: skip the escaped byte
 			continue

@@ -149,6 +149,13 @@ func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Ca
 	if i == len(body) || !json.Valid(body) {
 		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true
 	}
+	// JSON text is UTF-8 (RFC 8259), and encoding/json would turn invalid
+	// bytes and escaped lone surrogates into U+FFFD silently: such a body
+	// is not JSON a strict client could read back.
+	if !sessiond.ValidText(body) {
+		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError,
+			Message: "Parse error: the body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)"}), true
+	}
 	if err := httpx.CheckDepth(body); err != nil {
 		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true
 	}

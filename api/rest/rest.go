@@ -14,8 +14,10 @@ package rest
 import (
 	"context"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"sessiond"
@@ -290,6 +292,12 @@ func (h *handler) storeData(w http.ResponseWriter, r *http.Request) {
 		piperr.Write(w, r, err)
 		return
 	}
+	// An empty body, or one without data, is a mistake, not a request to
+	// clear the data: that takes {"data": null}.
+	if b.Data == nil {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeMissingParameter, "data", `data is required (send {"data": null} to clear it)`))
+		return
+	}
 	ctx := r.Context()
 	if _, err := h.owned(ctx, req.userID, req.sessionID); err != nil {
 		piperr.Write(w, r, err)
@@ -342,11 +350,32 @@ func (h *handler) close(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// decodeBody reads and decodes a JSON object body; empty means {}.
+// decodeBody reads and decodes a JSON object body; empty means {}. A body
+// declared as anything but JSON (text/plain, a form) is refused; one
+// without a Content-Type is read as JSON.
 func (h *handler) decodeBody(r *http.Request, v any) error {
+	if err := checkContentType(r); err != nil {
+		return err
+	}
 	body, err := httpx.ReadBody(r, h.limit)
 	if err != nil {
 		return err
 	}
 	return piperr.DecodeObject(body, v)
+}
+
+// checkContentType refuses a request whose Content-Type is not JSON:
+// application/json or a +json type, with any parameters.
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return &piperr.Error{Code: piperr.CodeBadRequest, Err: &sessiond.Error{Code: sessiond.EINVALID,
+		Message: "the body must be JSON (Content-Type application/json), not " + piperr.Clip(ct),
+		Details: map[string]any{"content_type": piperr.Clip(ct)}}}
 }
