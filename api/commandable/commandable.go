@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"sessiond"
 	"sessiond/internal/httpx"
@@ -44,12 +45,18 @@ func New(svc *sessiond.Service, opts Options) http.Handler {
 	if h.limit <= 0 {
 		h.limit = httpx.DefaultBodyLimit
 	}
-	mux := http.NewServeMux()
-	// One pattern for every method, so that a wrong method gets this
-	// dialect's 405 rather than the mux's plain-text one.
-	mux.HandleFunc(Prefix+"{command}", h.serveCommand)
-	mux.HandleFunc("/", piperr.NoRoute)
-	return mux
+	// Routed by hand rather than by a ServeMux, which would answer a path
+	// holding "//", "." or ".." with a redirect: every path gets this
+	// dialect's answer, and every method the command's (a 405 for all but
+	// POST).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, Prefix)
+		if !ok || name == "" || strings.Contains(name, "/") {
+			piperr.NoRoute(w, r)
+			return
+		}
+		h.serveCommand(w, r, name)
+	})
 }
 
 // lookup returns the command with the given name, or nil.
@@ -75,8 +82,7 @@ func lookup(name string) command {
 	return nil
 }
 
-func (h *handler) serveCommand(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("command")
+func (h *handler) serveCommand(w http.ResponseWriter, r *http.Request, name string) {
 	cmd := lookup(name)
 	if cmd == nil {
 		name = piperr.Clip(name)

@@ -90,6 +90,16 @@ func New(svc *sessiond.Service, opts Options) http.Handler {
 
 var nullID = []byte("null")
 
+// NoRoute answers a path under the Session API's prefix that it does not
+// serve (/api/v1/session/jsonrpc/, say): 404 with a JSON-RPC error.
+func NoRoute(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if len(path) > 100 {
+		path = path[:100] + "..."
+	}
+	writeError(w, http.StatusNotFound, invalidRequest("no such route: "+path+"; the Session API is POST /api/v1/session/jsonrpc"))
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)

@@ -45,17 +45,43 @@ func New(svc *sessiond.Service, opts Options) http.Handler {
 	if h.limit <= 0 {
 		h.limit = httpx.DefaultBodyLimit
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /sessions", h.open)
-	mux.HandleFunc("GET /sessions/{user_id}", h.get)
-	mux.HandleFunc("POST /sessions/{user_id}", h.storeData)
-	mux.HandleFunc("DELETE /sessions/{user_id}", h.close)
-	// Method-less patterns catch the other methods, so that they get this
-	// dialect's 405 rather than the mux's plain-text one.
-	mux.HandleFunc("/sessions", piperr.MethodNotAllowedHandler("POST"))
-	mux.HandleFunc("/sessions/{user_id}", piperr.MethodNotAllowedHandler("GET, HEAD, POST, DELETE"))
-	mux.HandleFunc("/", piperr.NoRoute)
-	return mux
+	notAllowedAll := piperr.MethodNotAllowedHandler("POST")
+	notAllowedUser := piperr.MethodNotAllowedHandler("GET, HEAD, POST, DELETE")
+	// Routed by hand rather than by a ServeMux, which would answer a path
+	// holding "//", "." or ".." with a redirect: every path gets this
+	// dialect's answer. The user_id is one escaped path segment, unescaped.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		if p == "/sessions" {
+			if r.Method != http.MethodPost {
+				notAllowedAll(w, r)
+				return
+			}
+			h.open(w, r)
+			return
+		}
+		seg, ok := strings.CutPrefix(p, "/sessions/")
+		if !ok || seg == "" || strings.Contains(seg, "/") {
+			piperr.NoRoute(w, r)
+			return
+		}
+		userID, err := url.PathUnescape(seg)
+		if err != nil {
+			piperr.NoRoute(w, r)
+			return
+		}
+		r.SetPathValue("user_id", userID)
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			h.get(w, r)
+		case http.MethodPost:
+			h.storeData(w, r)
+		case http.MethodDelete:
+			h.close(w, r)
+		default:
+			notAllowedUser(w, r)
+		}
+	})
 }
 
 // ---- documents ----

@@ -156,7 +156,8 @@ func (m *Main) headers() auth.Headers {
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
 	mux := http.NewServeMux()
-	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
+	cmd := commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit})
+	mux.Handle("/v1/sessions/", cmd)
 	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
 	mux.Handle("/sessions", rst)
 	mux.Handle("/sessions/", rst)
@@ -199,9 +200,43 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 		case strings.HasPrefix(p, filesPrefix):
 			fh.ServeHTTP(w, r)
 		default:
-			mux.ServeHTTP(w, r)
+			if !apiRoute(w, r, cmd, rst, rpc) {
+				mux.ServeHTTP(w, r)
+			}
 		}
 	}), nil
+}
+
+// apiRoute answers the paths under the prefixes of the commandable, REST
+// and Session APIs, each in its API's format, before the ServeMux could
+// answer a near miss with a redirect or a plain-text 404 (/v1/sessions,
+// /api/v1/session/files, /api/v1/session/jsonrpc/). It reports false for
+// other paths.
+func apiRoute(w http.ResponseWriter, r *http.Request, cmd, rst, rpc http.Handler) bool {
+	switch p := r.URL.Path; {
+	case p == "/v1/sessions" || strings.HasPrefix(p, "/v1/"):
+		cmd.ServeHTTP(w, r) // answers what it does not serve itself
+	case p == "/sessions" || strings.HasPrefix(p, "/sessions/"):
+		rst.ServeHTTP(w, r)
+	case p == "/api/v1/session/jsonrpc" || p == "/api/v2/session/jsonrpc":
+		rpc.ServeHTTP(w, r)
+	case strings.HasPrefix(p, "/api/v1/session/jsonrpc/") || strings.HasPrefix(p, "/api/v2/session/jsonrpc/"):
+		jsonrpc.NoRoute(w, r)
+	case strings.HasPrefix(p, "/api/"):
+		// Session files and gateway routes live here: their dialect.
+		gateway.WriteError(w, r, &sessiond.Error{Code: sessiond.ENOTFOUND,
+			Message: "no such route: " + clip(p) + " (session files are under " + filesPrefix + ")"})
+	default:
+		return false
+	}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) > 100 {
+		return strings.ToValidUTF8(s[:100], "") + "..."
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // filesPrefix is where the session files API is served.
