@@ -353,6 +353,10 @@ func (s *Service) change(ctx context.Context, id string, set func(*Session) erro
 		sess.RequestTime = maxTime(sess.RequestTime, now)
 		return nil
 	})
+	if IsNotFound(err) {
+		// Named in the details, as ECLOSED is: clients read it there.
+		return nil, &Error{Code: ENOTFOUND, Message: "session " + id + " not found", Details: map[string]any{"session_id": id}, Err: err}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -266,6 +266,20 @@ func TestGetSessions(t *testing.T) {
 		{name: "total as string", body: `{"filter":{"user_id":"u1"},"paging":{"take":"1","total":"true"}}`, wantIDs: []string{e.ID}, wantTotal: ptr64(3)},
 		{name: "total false", body: `{"paging":{"total":"false"}}`, wantIDs: all},
 		{name: "no match", body: `{"filter":{"user_id":"nobody"},"paging":{"total":true}}`, wantIDs: []string{}, wantTotal: ptr64(0)},
+		// The leniency of Pip.Services' converters, which its clients rely on.
+		{name: "integral floats", body: `{"paging":{"skip":1.0,"take":2.0}}`, wantIDs: []string{d.ID, c.ID}},
+		{name: "integral floats as strings", body: `{"paging":{"skip":"1.0","take":"2e0"}}`, wantIDs: []string{d.ID, c.ID}},
+		{name: "active t", body: `{"filter":{"active":"t"}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active Yes", body: `{"filter":{"active":"Yes"}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active Y", body: `{"filter":{"active":"Y"}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active 1", body: `{"filter":{"active":1}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active F", body: `{"filter":{"active":"F"}}`, wantIDs: []string{d.ID}},
+		{name: "active no", body: `{"filter":{"active":"no"}}`, wantIDs: []string{d.ID}},
+		{name: "active N", body: `{"filter":{"active":"N"}}`, wantIDs: []string{d.ID}},
+		{name: "active 0", body: `{"filter":{"active":"0"}}`, wantIDs: []string{d.ID}},
+		{name: "active FALSE", body: `{"filter":{"active":"FALSE"}}`, wantIDs: []string{d.ID}},
+		{name: "total y", body: `{"filter":{"user_id":"u1"},"paging":{"take":1,"total":"y"}}`, wantIDs: []string{e.ID}, wantTotal: ptr64(3)},
+		{name: "lowercase t and z", body: `{"filter":{"from_time":"2026-11-22t10:02:00z"}}`, wantIDs: []string{e.ID, d.ID, c.ID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,6 +304,35 @@ func TestGetSessions(t *testing.T) {
 				t.Errorf("body %s: want total null when not asked for", w.Body)
 			}
 		})
+	}
+}
+
+// TestLenientRefusals checks what the leniency still refuses.
+func TestLenientRefusals(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	for _, body := range []string{
+		`{"paging":{"take":2.5}}`, `{"paging":{"skip":"1.5"}}`, `{"paging":{"take":1e30}}`, `{"paging":{"take":"NaN"}}`,
+		`{"filter":{"active":"maybe"}}`, `{"filter":{"active":2}}`, `{"filter":{"active":"yess"}}`, `{"filter":{"active":0.5}}`,
+		`{"filter":{"from_time":"2026-11-22x10:02:00z"}}`,
+	} {
+		e := httpxtest.DecodeAs[errorJSON](t, f.call("get_sessions", body), http.StatusBadRequest)
+		if e.Code != "INVALID_PARAMETER" {
+			t.Errorf("%s: code %s, want INVALID_PARAMETER", body, e.Code)
+		}
+	}
+	e := httpxtest.DecodeAs[errorJSON](t, f.call("open_session", `{"user_id":"u1","expires_in":3600.5}`), http.StatusBadRequest)
+	if e.Code != "INVALID_PARAMETER" {
+		t.Errorf("expires_in 3600.5: code %s, want INVALID_PARAMETER", e.Code)
+	}
+}
+
+func TestOpenSessionIntegralFloatExpiresIn(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	for _, v := range []string{`3600.0`, `"3600.0"`, `3.6e3`} {
+		s := f.open(`{"user_id":"u1","expires_in":` + v + `}`)
+		if s.ExpireTime == nil || *s.ExpireTime != ts(time.Hour) {
+			t.Errorf("expires_in %s: expire_time %s, want %s", v, deref2(s.ExpireTime), ts(time.Hour))
+		}
 	}
 }
 
@@ -412,6 +455,9 @@ func TestStoreDataAndUpdateUserRefused(t *testing.T) {
 					e := httpxtest.DecodeAs[errorJSON](t, w, tt.status)
 					if e.Category != tt.category || e.Code != tt.code || e.Status != tt.status {
 						t.Errorf("error = %+v, want category %s code %s status %d", e, tt.category, tt.code, tt.status)
+					}
+					if e.Details["session_id"] != id {
+						t.Errorf("details = %v, want session_id %s", e.Details, id)
 					}
 					if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
 						t.Error("a refused change changed the store")
@@ -639,7 +685,7 @@ func TestErrorMessages(t *testing.T) {
 		wantParam           string
 	}{
 		{"skip", "get_sessions", `{"paging":{"skip":"abc"}}`, `paging.skip: expected an integer or a string holding one, got string "abc"`, "paging.skip"},
-		{"active", "get_sessions", `{"filter":{"active":"maybe"}}`, `filter.active: expected true, false, "true" or "false", got string "maybe"`, "filter.active"},
+		{"active", "get_sessions", `{"filter":{"active":"maybe"}}`, `filter.active: expected true, false or one of "true", "false", "t", "f", "yes", "no", "y", "n", "1", "0", got string "maybe"`, "filter.active"},
 		{"from_time", "get_sessions", `{"filter":{"from_time":"yesterday"}}`, `filter.from_time: expected an RFC 3339 time string, got string "yesterday"`, "filter.from_time"},
 		{"negative take", "get_sessions", `{"paging":{"take":-1}}`, `paging.take must not be negative`, "paging.take"},
 		{"session_id", "get_session_by_id", `{"session_id":5}`, `session_id: expected a string, got number`, "session_id"},
@@ -753,4 +799,11 @@ func TestDeepNestingAtDefaultLimit(t *testing.T) {
 	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
 		t.Error("refused request changed the store")
 	}
+}
+
+func deref2(p *string) string {
+	if p == nil {
+		return "null"
+	}
+	return *p
 }
