@@ -87,3 +87,35 @@ func (s *Service) keepUserLimit(ctx context.Context, sess *Session) error {
 		"api_key_id", sess.APIKeyID, "closed", excess)
 	return nil
 }
+
+// ListChunk is how many sessions ListChunks reads from the store at once.
+const ListChunk = 100
+
+// ListChunks reads the page that List(f, p) returns in chunks of at most
+// ListChunk sessions and hands each to fn before it reads the next, so that
+// an API can write a long page out without holding it whole in memory (a
+// session may hold DataLimit bytes). The first chunk carries Total when
+// p.Total asks for it, and comes even when empty. It stops at the first
+// error, fn's or the store's. The chunks are separate reads, not one
+// snapshot: a session opened or closed between two may be missed or seen
+// twice, as with pages read one after another.
+func (s *Service) ListChunks(ctx context.Context, f Filter, p Paging, fn func(*Page) error) error {
+	if p.Take == 0 {
+		p.Take = s.cfg.DefaultTake
+	}
+	take := min(p.Take, s.cfg.MaxTake)
+	for got := 0; ; {
+		n := min(ListChunk, take-got)
+		page, err := s.List(ctx, f, Paging{Skip: p.Skip + got, Take: n, Total: p.Total && got == 0})
+		if err != nil {
+			return err
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		got += len(page.Data)
+		if len(page.Data) < n || got >= take || p.Skip+got < 0 {
+			return nil
+		}
+	}
+}

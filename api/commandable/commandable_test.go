@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"runtime"
 	"sessiond/internal/httpx/httpxtest"
 	"strings"
 	"testing"
@@ -806,4 +807,47 @@ func deref2(p *string) string {
 		return "null"
 	}
 	return *p
+}
+
+// largestWrite records the largest single Write an answer was given in.
+type largestWrite struct {
+	*httptest.ResponseRecorder
+	max int
+}
+
+func (w *largestWrite) Write(b []byte) (int, error) {
+	w.max = max(w.max, len(b))
+	return w.ResponseRecorder.Write(b)
+}
+
+// TestGetSessionsStreamed reads a page of 200 sessions holding 60 KB of
+// data each (12 MB): it is written out in pieces, never whole, and the
+// heap holds no copy of it afterwards.
+func TestGetSessionsStreamed(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	data := `"` + strings.Repeat("d", 60<<10) + `"`
+	for range 200 {
+		f.open(`{"user_id":"u1","data":` + data + `}`)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 4 {
+		w := &largestWrite{ResponseRecorder: httptest.NewRecorder()}
+		r := httptest.NewRequest("POST", "/v1/sessions/get_sessions", strings.NewReader(`{"paging":{"take":1000,"total":true}}`))
+		f.h.ServeHTTP(w, r)
+		page := httpxtest.DecodeAs[pageJSON](t, w.ResponseRecorder, http.StatusOK)
+		if len(page.Data) != 200 || page.Total == nil || *page.Total != 200 {
+			t.Fatalf("got %d sessions, total %v; want 200", len(page.Data), deref(page.Total))
+		}
+		if w.max > 256<<10 {
+			t.Errorf("page of %d bytes written with a write of %d bytes, want at most 256 KiB", w.Body.Len(), w.max)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// The store holds its 12 MB; the answers must not stay behind.
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 4<<20 {
+		t.Errorf("heap grew by %d bytes after the answers", grown)
+	}
 }

@@ -42,7 +42,7 @@ type optTime struct {
 	V   time.Time
 }
 
-func (*optInt) ExpectedJSON() string  { return `an integer or a string holding one` }
+func (*optInt) ExpectedJSON() string { return `an integer or a string holding one` }
 func (*optBool) ExpectedJSON() string {
 	return `true, false or one of "true", "false", "t", "f", "yes", "no", "y", "n", "1", "0"`
 }

@@ -230,16 +230,46 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, "", newSessionDoc(sess))
 		return
 	}
-	list, err := h.aliveSessions(ctx, req.userID, "", "")
+	h.streamList(w, r, req.userID)
+}
+
+// streamList writes the user's open sessions as a JSON array, read
+// sessiond.ListChunk at a time and written out as it goes (httpx.Stream):
+// the per-user limit bounds the list, and streaming bounds the memory
+// one answer takes (each session may hold the data limit).
+func (h *handler) streamList(w http.ResponseWriter, r *http.Request, userID string) {
+	alive := true
+	f := sessiond.Filter{UserID: userID, Active: &alive}
+	out := httpx.NewStream(w, http.StatusOK, "")
+	out.Append(func(b []byte) []byte { return append(b, '[') })
+	n := 0
+	take := h.svc.Config().MaxTake
+	var err error
+	for {
+		var page *sessiond.Page
+		if page, err = h.svc.List(r.Context(), f, sessiond.Paging{Skip: n, Take: min(take, sessiond.ListChunk)}); err != nil {
+			break
+		}
+		for _, s := range page.Data {
+			out.Append(func(b []byte) []byte {
+				if n++; n > 1 {
+					b = append(b, ',')
+				}
+				enc, _ := json.Marshal(newSessionDoc(s)) // cannot fail: RawMessages are valid JSON
+				return append(b, enc...)
+			})
+		}
+		if len(page.Data) < min(take, sessiond.ListChunk) {
+			break
+		}
+	}
 	if err != nil {
+		out.Abort() // panics if part of the list went out
 		piperr.Write(w, r, err)
 		return
 	}
-	docs := make([]sessionDoc, len(list))
-	for i, s := range list {
-		docs[i] = newSessionDoc(s)
-	}
-	httpx.WriteJSON(w, http.StatusOK, "", docs)
+	out.Append(func(b []byte) []byte { return append(b, "]\n"...) })
+	out.Close()
 }
 
 // openBody is the body of POST /sessions.

@@ -533,3 +533,33 @@ func checkDescription(t testing.TB, e errorJSON, status int, code string) {
 		t.Errorf("message = %q, want a short explanation", e.Message)
 	}
 }
+
+// largestWrite records the largest single Write an answer was given in.
+type largestWrite struct {
+	*httptest.ResponseRecorder
+	max int
+}
+
+func (w *largestWrite) Write(b []byte) (int, error) {
+	w.max = max(w.max, len(b))
+	return w.ResponseRecorder.Write(b)
+}
+
+// TestGetListStreamed lists 200 sessions holding 60 KB of data each
+// (12 MB): the list is written out in pieces, never whole.
+func TestGetListStreamed(t *testing.T) {
+	f := newFixture(t, rest.Options{})
+	data := `"` + strings.Repeat("d", 60<<10) + `"`
+	for range 200 {
+		httpxtest.DecodeAs[sessionJSON](t, f.do("POST", "/sessions", `{"user":{"id":"u1"},"data":`+data+`}`), http.StatusCreated)
+	}
+	w := &largestWrite{ResponseRecorder: httptest.NewRecorder()}
+	f.h.ServeHTTP(w, httptest.NewRequest("GET", "/sessions/u1", nil))
+	list := httpxtest.DecodeAs[[]sessionJSON](t, w.ResponseRecorder, http.StatusOK)
+	if len(list) != 200 {
+		t.Fatalf("got %d sessions, want 200", len(list))
+	}
+	if w.max > 256<<10 {
+		t.Errorf("list of %d bytes written with a write of %d bytes, want at most 256 KiB", w.Body.Len(), w.max)
+	}
+}
