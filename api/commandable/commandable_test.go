@@ -851,3 +851,33 @@ func TestGetSessionsStreamed(t *testing.T) {
 		t.Errorf("heap grew by %d bytes after the answers", grown)
 	}
 }
+
+// TestServiceLimitsInThisDialect checks the Service's data limit and text
+// rules as this API answers them.
+func TestServiceLimitsInThisDialect(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	id := f.open(`{"user_id":"u1","user":{"id":"u1"}}`).ID
+	before := snapshot(t, f.svc)
+	big := `"` + strings.Repeat("x", 64<<10) + `"`
+	for _, c := range []struct{ command, body, code string }{
+		{"open_session", `{"user_id":"u1","data":` + big + `}`, "BODY_TOO_LARGE"},
+		{"store_session_data", `{"session_id":"` + id + `","data":` + big + `}`, "BODY_TOO_LARGE"},
+		{"update_session_user", `{"session_id":"` + id + `","user":` + big + `}`, "BODY_TOO_LARGE"},
+		{"open_session", "{\"user_id\":\"u\xff\"}", "INVALID_JSON"},
+		{"open_session", `{"user_id":"u\udc00"}`, "INVALID_JSON"},
+		{"store_session_data", `{"session_id":"` + id + `","data":{"\ud800":1}}`, "INVALID_JSON"},
+	} {
+		w := f.call(c.command, c.body)
+		status := http.StatusBadRequest
+		if c.code == "BODY_TOO_LARGE" {
+			status = http.StatusRequestEntityTooLarge
+		}
+		e := httpxtest.DecodeAs[errorJSON](t, w, status)
+		if e.Code != c.code {
+			t.Errorf("%s %.60s: code %s, want %s", c.command, c.body, e.Code, c.code)
+		}
+	}
+	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
+		t.Error("refused requests changed the store")
+	}
+}
