@@ -19,7 +19,7 @@ type Store struct {
 	mu       sync.RWMutex
 	sessions map[string]*sessiond.Session
 	byToken  map[string]string              // token hash -> id
-	byUser   map[string]map[string]struct{} // user_id -> ids of its sessions
+	byUser   map[string]map[string]struct{} // user_id -> ids of its active sessions
 	keys     map[string]*sessiond.APIKey
 }
 
@@ -58,7 +58,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 
 // addUser and dropUser keep byUser; the caller holds mu for writing.
 func (s *Store) addUser(sess *sessiond.Session) {
-	if sess.UserID == "" {
+	if sess.UserID == "" || !sess.Active {
 		return
 	}
 	ids := s.byUser[sess.UserID]
@@ -113,7 +113,7 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 	}
 	next.ID, next.TokenHash = cur.ID, cur.TokenHash
 	s.sessions[id] = next
-	if next.UserID != cur.UserID {
+	if next.UserID != cur.UserID || next.Active != cur.Active {
 		s.dropUser(cur)
 		s.addUser(next)
 	}
@@ -199,6 +199,7 @@ func (s *Store) CloseExpired(ctx context.Context, now time.Time, idle time.Durat
 	var ids []string
 	for id, sess := range s.sessions {
 		if sess.Active && !sess.Alive(now, idle) {
+			s.dropUser(sess)
 			sessiond.ApplyClose(sess, sess.Deadline(idle), sessiond.ReasonExpired)
 			ids = append(ids, id)
 		}
