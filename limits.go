@@ -53,7 +53,7 @@ func (s *Service) keepUserLimit(ctx context.Context, sess *Session) error {
 	// ones count, judged with the pending request times.
 	now := s.clock.Now()
 	n := 0
-	var others []UserSession
+	others := make([]UserSession, 0, len(list))
 	for _, us := range list {
 		v := Session{ID: us.ID, Active: true, RequestTime: us.RequestTime, ExpireTime: us.ExpireTime}
 		s.applyPending(&v)
@@ -69,7 +69,7 @@ func (s *Service) keepUserLimit(ctx context.Context, sess *Session) error {
 	if excess <= 0 {
 		return nil
 	}
-	slices.SortFunc(others, func(a, b UserSession) int {
+	lru := func(a, b UserSession) int {
 		if c := a.RequestTime.Compare(b.RequestTime); c != 0 {
 			return c
 		}
@@ -77,7 +77,21 @@ func (s *Service) keepUserLimit(ctx context.Context, sess *Session) error {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
-	})
+	}
+	if excess <= 4 {
+		// Usually one: pick the oldest by scanning rather than sorting all.
+		for i := range excess {
+			m := i
+			for j := i + 1; j < len(others); j++ {
+				if lru(others[j], others[m]) < 0 {
+					m = j
+				}
+			}
+			others[i], others[m] = others[m], others[i]
+		}
+	} else {
+		slices.SortFunc(others, lru)
+	}
 	for _, us := range others[:excess] {
 		if _, err := s.CloseSession(ctx, us.ID, ReasonEvicted); err != nil && ErrorCode(err) != ENOTFOUND {
 			return err

@@ -181,7 +181,7 @@ func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min i
 	if len(ids) < min {
 		return nil, nil
 	}
-	var out []sessiond.UserSession
+	out := make([]sessiond.UserSession, 0, len(ids))
 	for id := range ids {
 		if sess := s.sessions[id]; sess.Active && sess.APIKeyID == apiKeyID {
 			out = append(out, sessiond.UserSession{ID: id, OpenTime: sess.OpenTime, RequestTime: sess.RequestTime, ExpireTime: sess.ExpireTime})
