@@ -125,10 +125,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.failHTTP(w, r, err)
 		return
 	}
-	out, answered := h.serveBody(ctx, r, caller, body, bufs.out[:0])
+	out, answered, status := h.serveBody(ctx, r, caller, body, bufs.out[:0])
 	bufs.out = out
 	if answered {
-		httpx.WriteRaw(w, http.StatusOK, "", out)
+		if status == 0 {
+			status = http.StatusOK
+		}
+		httpx.WriteRaw(w, status, "", out)
 	} else {
 		w.WriteHeader(http.StatusNoContent)
 	}
@@ -153,31 +156,33 @@ func (b *buffers) release() {
 }
 
 // serveBody answers a whole body, appending the response to out. It
-// reports false when there is nothing to answer (notifications only).
-func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Caller, body []byte, out []byte) ([]byte, bool) {
+// reports false when there is nothing to answer (notifications only), and
+// the HTTP status of a single request's error that has its own (0: 200).
+func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Caller, body []byte, out []byte) ([]byte, bool, int) {
 	i := skipSpace(body, 0)
 	if i == len(body) || !json.Valid(body) {
-		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true
+		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true, 0
 	}
 	// JSON text is UTF-8 (RFC 8259), and encoding/json would turn invalid
 	// bytes and escaped lone surrogates into U+FFFD silently: such a body
 	// is not JSON a strict client could read back.
 	if !sessiond.ValidText(body) {
 		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError,
-			Message: "Parse error: the body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)"}), true
+			Message: "Parse error: the body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)"}), true, 0
 	}
 	if err := httpx.CheckDepth(body); err != nil {
-		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true
+		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true, 0
 	}
 	v := body[i:valueEnd(body, i)]
 	switch first(v) {
 	case '{':
 		return h.serveOne(ctx, r, c, v, out)
 	case '[':
-		return h.serveBatch(ctx, r, c, v, out)
+		out, answered := h.serveBatch(ctx, r, c, v, out)
+		return out, answered, 0
 	default:
 		return appendErrorResponse(out, nullID,
-			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true
+			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true, 0
 	}
 }
 
@@ -210,7 +215,7 @@ func (h *handler) serveBatch(ctx context.Context, r *http.Request, c *sessiond.C
 			out = append(out, ',')
 		}
 		var answered bool
-		if out, answered = h.serveOne(ctx, r, c, it.val, out); !answered {
+		if out, answered, _ = h.serveOne(ctx, r, c, it.val, out); !answered {
 			out = out[:mark]
 		}
 	}
@@ -222,11 +227,11 @@ func (h *handler) serveBatch(ctx context.Context, r *http.Request, c *sessiond.C
 
 // serveOne answers one request (or any value found in a batch), appending
 // its response to out unless it is a notification.
-func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool) {
+func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool, int) {
 	req, e := parseRequest(v)
 	if e != nil {
 		h.logRefused(r, c, "", e)
-		return appendErrorResponse(out, orNull(req.id), e), true
+		return appendErrorResponse(out, orNull(req.id), e), true, 0
 	}
 	name, m := lookup(req.method)
 	var result []byte
@@ -242,12 +247,13 @@ func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Cal
 		if err != nil {
 			h.logError(r, c, name, err)
 		}
-		return out, false
+		return out, false, 0
 	}
 	if err != nil {
-		return appendErrorResponse(out, req.id, h.logError(r, c, name, err)), true
+		e := h.logError(r, c, name, err)
+		return appendErrorResponse(out, req.id, e), true, e.status
 	}
-	return appendResult(out, req.id, result), true
+	return appendResult(out, req.id, result), true, 0
 }
 
 // request is one parsed request object; every field is a raw sub-slice of
