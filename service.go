@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"sort"
 	"sync"
@@ -35,6 +36,13 @@ type Config struct {
 	// APIKeyCacheTTL bounds how long another instance's revocation of a
 	// key can go unseen here. Default 5s.
 	APIKeyCacheTTL time.Duration
+	// DataLimit bounds the size in bytes of a session's user and data
+	// together. Default 64 KiB.
+	DataLimit int
+	// MaxUserSessions bounds the open sessions of one user (per API key
+	// and non-empty user_id): opening one more closes the user's least
+	// recently used one (ReasonEvicted). Default 1000.
+	MaxUserSessions int
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +63,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTake <= 0 {
 		c.MaxTake = 1000
+	}
+	if c.DataLimit <= 0 {
+		c.DataLimit = 64 << 10
+	}
+	if c.MaxUserSessions <= 0 {
+		c.MaxUserSessions = 1000
 	}
 	return c
 }
@@ -78,6 +92,8 @@ type Service struct {
 	unknownNext int
 
 	stats connStats
+
+	users userLimiter
 
 	hookMu sync.RWMutex
 	onEnd  []func(ids []string)
@@ -118,6 +134,7 @@ func NewService(store Store, clock Clock, cfg Config, log *slog.Logger) *Service
 		touches: make(map[string]time.Time),
 		keys:    make(map[string]cachedKey),
 		stats:   connStats{m: make(map[string]map[string]*ConnStat)},
+		users:   userLimiter{seed: maphash.MakeSeed()},
 		stop:    make(chan struct{}),
 	}
 }
@@ -201,6 +218,14 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Session, string, 
 	if req.ExpiresIn < 0 {
 		return nil, "", Errorf(EINVALID, "expires_in must not be negative")
 	}
+	if err := checkStrings("user_id", req.UserID, "user_name", req.UserName, "address", req.Address,
+		"client", req.Client, "api_key_id", req.APIKeyID); err != nil {
+		return nil, "", err
+	}
+	if err := s.checkValues(req.User, req.Data); err != nil {
+		return nil, "", err
+	}
+
 	if req.ExpiresIn > s.cfg.MaxExpiresIn {
 		req.ExpiresIn = s.cfg.MaxExpiresIn
 	}
@@ -226,14 +251,21 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Session, string, 
 	if err := s.store.Create(ctx, sess); err != nil {
 		return nil, "", err
 	}
+	if sess.UserID != "" {
+		// The session is stored: a failure here is logged, and the next
+		// open of the user closes what is over the limit.
+		if err := s.keepUserLimit(ctx, sess); err != nil {
+			s.log.Error("closing sessions of a user over the limit", "err", err)
+		}
+	}
 	return sess, token, nil
 }
 
 // Get returns the session as its callers should see it: with pending
 // request_time applied and, if it is dead but not yet swept, shown closed.
 func (s *Service) Get(ctx context.Context, id string) (*Session, error) {
-	if id == "" {
-		return nil, Errorf(EINVALID, "session_id is required")
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
 	sess, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -293,17 +325,35 @@ func (s *Service) view(sess *Session) *Session {
 
 // StoreData replaces the data of an alive session.
 func (s *Service) StoreData(ctx context.Context, id string, data json.RawMessage) (*Session, error) {
-	return s.change(ctx, id, func(sess *Session) { sess.Data = nullToNil(data) })
+	if err := s.checkValues(data, nil); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, id, func(sess *Session) error {
+		if err := s.checkSize(sess.User, data); err != nil {
+			return err
+		}
+		sess.Data = nullToNil(data)
+		return nil
+	})
 }
 
 // UpdateUser replaces the cached user of an alive session.
 func (s *Service) UpdateUser(ctx context.Context, id string, user json.RawMessage) (*Session, error) {
-	return s.change(ctx, id, func(sess *Session) { sess.User = nullToNil(user) })
+	if err := s.checkValues(user, nil); err != nil {
+		return nil, err
+	}
+	return s.change(ctx, id, func(sess *Session) error {
+		if err := s.checkSize(user, sess.Data); err != nil {
+			return err
+		}
+		sess.User = nullToNil(user)
+		return nil
+	})
 }
 
-func (s *Service) change(ctx context.Context, id string, set func(*Session)) (*Session, error) {
-	if id == "" {
-		return nil, Errorf(EINVALID, "session_id is required")
+func (s *Service) change(ctx context.Context, id string, set func(*Session) error) (*Session, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
 	now := s.clock.Now()
 	sess, err := s.store.Update(ctx, id, func(sess *Session) error {
@@ -311,10 +361,16 @@ func (s *Service) change(ctx context.Context, id string, set func(*Session)) (*S
 		if !sess.Alive(now, s.cfg.IdleTimeout) {
 			return &Error{Code: ECLOSED, Message: "session " + id + " is closed or expired", Details: map[string]any{"session_id": id}}
 		}
-		set(sess)
+		if err := set(sess); err != nil {
+			return err
+		}
 		sess.RequestTime = maxTime(sess.RequestTime, now)
 		return nil
 	})
+	if IsNotFound(err) {
+		// Named in the details, as ECLOSED is: clients read it there.
+		return nil, &Error{Code: ENOTFOUND, Message: "session " + id + " not found", Details: map[string]any{"session_id": id}, Err: err}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -324,8 +380,8 @@ func (s *Service) change(ctx context.Context, id string, set func(*Session)) (*S
 // CloseSession closes a session for the given reason (ReasonClosed, ReasonForced,
 // ...). Closing a closed session changes nothing and returns it.
 func (s *Service) CloseSession(ctx context.Context, id, reason string) (*Session, error) {
-	if id == "" {
-		return nil, Errorf(EINVALID, "session_id is required")
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
 	now := s.clock.Now()
 	closed := false
@@ -367,8 +423,8 @@ func ApplyClose(sess *Session, now time.Time, reason string) { closeSession(sess
 
 // Delete removes a session and returns it as it was.
 func (s *Service) Delete(ctx context.Context, id string) (*Session, error) {
-	if id == "" {
-		return nil, Errorf(EINVALID, "session_id is required")
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
 	sess, err := s.store.Delete(ctx, id)
 	if err != nil {

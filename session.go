@@ -16,6 +16,10 @@ const (
 	ReasonExpired = "expired" // idle timeout or expire_time passed
 	ReasonForced  = "forced"  // force-closed by an operator
 	ReasonRevoked = "revoked" // its API key was revoked
+	// ReasonEvicted: its user opened one session more than the per-user
+	// limit allows (Config.MaxUserSessions), and it was that user's least
+	// recently used.
+	ReasonEvicted = "evicted"
 )
 
 // States shown to operators.
@@ -180,6 +184,14 @@ type Touch struct {
 	Time time.Time
 }
 
+// UserSession is what the per-user limit reads of one active session.
+type UserSession struct {
+	ID          string
+	OpenTime    time.Time
+	RequestTime time.Time
+	ExpireTime  time.Time
+}
+
 // UpdateFunc changes a session inside an engine's atomic read-modify-write.
 // Returning an error aborts the change for this session only.
 type UpdateFunc func(s *Session) error
@@ -217,6 +229,13 @@ type Store interface {
 	// ReasonExpired), which sets Active=false, CloseTime=RequestTime=the
 	// deadline, User=Data=nil. It returns their ids.
 	CloseExpired(ctx context.Context, now time.Time, idle time.Duration) ([]string, error)
+	// UserSessions returns the active sessions (Active, whether alive or
+	// dead) whose UserID is userID and APIKeyID is apiKeyID, in no order,
+	// when there are at least min of them, and none when there are fewer.
+	// userID is not empty. The Service calls it on every open with a
+	// user_id to keep the per-user limit, so an engine answers the common
+	// case (a user far below min) without reading any session.
+	UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]UserSession, error)
 	// Purge deletes closed sessions whose CloseTime is before the given time
 	// and returns their ids.
 	Purge(ctx context.Context, closedBefore time.Time) ([]string, error)

@@ -43,6 +43,10 @@ type Config struct {
 	MaxTake          int           `yaml:"max-take"`
 	CacheSessions    int           `yaml:"cache-sessions"`
 	BodyLimit        int64         `yaml:"body-limit"`
+	// DataLimit bounds a session's user and data together; MaxUserSessions
+	// the open sessions of one user (per API key and user_id).
+	DataLimit       int64 `yaml:"data-limit"`
+	MaxUserSessions int   `yaml:"max-user-sessions"`
 
 	UpstreamTimeout time.Duration `yaml:"upstream-timeout"`
 	QuotaBytes      int64         `yaml:"quota-bytes"`
@@ -101,6 +105,8 @@ func Default() Config {
 		MaxTake:          1000,
 		CacheSessions:    1_000_000,
 		BodyLimit:        1 << 20,
+		DataLimit:        64 << 10,
+		MaxUserSessions:  1000,
 		UpstreamTimeout:  30 * time.Second,
 		QuotaBytes:       100 << 20,
 		QuotaFiles:       1000,
@@ -208,6 +214,8 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.IntVar(&c.MaxTake, "max-take", c.MaxTake, "largest page a list returns")
 	fs.IntVar(&c.CacheSessions, "cache-sessions", c.CacheSessions, "embedded store: session records kept in memory for reads (about 250 bytes each; 0 disables)")
 	fs.Var(bytesValue{&c.BodyLimit}, "body-limit", "largest request body (e.g. 1MiB)")
+	fs.Var(bytesValue{&c.DataLimit}, "data-limit", "largest user and data of a session together (e.g. 64KiB)")
+	fs.IntVar(&c.MaxUserSessions, "max-user-sessions", c.MaxUserSessions, "most open sessions of one user (per API key); one more closes the least recently used")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", c.UpstreamTimeout, "gateway: how long to wait for an upstream's response headers")
 	fs.Var(bytesValue{&c.QuotaBytes}, "quota-bytes", "session directory quota in bytes (e.g. 100MiB)")
 	fs.IntVar(&c.QuotaFiles, "quota-files", c.QuotaFiles, "session directory quota in files")
@@ -521,6 +529,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyLimit <= 0 {
 		bad("body-limit", "must be positive")
+	}
+	if c.DataLimit <= 0 || c.DataLimit > 1<<30 {
+		bad("data-limit", "must be positive and at most 1GiB")
+	}
+	if c.MaxUserSessions <= 0 {
+		bad("max-user-sessions", "must be positive")
 	}
 	if c.QuotaBytes <= 0 || c.QuotaFiles <= 0 {
 		bad("quota", "quota-bytes and quota-files must be positive")

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"sessiond"
 	"sessiond/internal/httpx"
@@ -44,12 +45,18 @@ func New(svc *sessiond.Service, opts Options) http.Handler {
 	if h.limit <= 0 {
 		h.limit = httpx.DefaultBodyLimit
 	}
-	mux := http.NewServeMux()
-	// One pattern for every method, so that a wrong method gets this
-	// dialect's 405 rather than the mux's plain-text one.
-	mux.HandleFunc(Prefix+"{command}", h.serveCommand)
-	mux.HandleFunc("/", piperr.NoRoute)
-	return mux
+	// Routed by hand rather than by a ServeMux, which would answer a path
+	// holding "//", "." or ".." with a redirect: every path gets this
+	// dialect's answer, and every method the command's (a 405 for all but
+	// POST).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, Prefix)
+		if !ok || name == "" || strings.Contains(name, "/") {
+			piperr.NoRoute(w, r)
+			return
+		}
+		h.serveCommand(w, r, name)
+	})
 }
 
 // lookup returns the command with the given name, or nil.
@@ -75,8 +82,7 @@ func lookup(name string) command {
 	return nil
 }
 
-func (h *handler) serveCommand(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("command")
+func (h *handler) serveCommand(w http.ResponseWriter, r *http.Request, name string) {
 	cmd := lookup(name)
 	if cmd == nil {
 		name = piperr.Clip(name)
@@ -100,10 +106,14 @@ func (h *handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 		piperr.Write(w, r, err)
 	case result == nil:
 		w.WriteHeader(http.StatusNoContent)
+	case isStream(result):
+		result.(*pageStream).stream(w, r)
 	default:
 		httpx.WriteJSON(w, http.StatusOK, "", result)
 	}
 }
+
+func isStream(v any) bool { _, ok := v.(*pageStream); return ok }
 
 // ---- parameters ----
 
@@ -248,30 +258,6 @@ func (o *openResult) AppendJSON(b []byte) []byte {
 
 func (o *openResult) MarshalJSON() ([]byte, error) { return o.AppendJSON(nil), nil }
 
-// pageV1 is a DataPage of SessionV1: total is null unless asked for, and
-// data is never null.
-type pageV1 struct {
-	Total *int64            `json:"total"`
-	Data  []*wire.SessionV1 `json:"data"`
-}
-
-func (p *pageV1) AppendJSON(b []byte) []byte {
-	b = append(b, `{"total":`...)
-	if p.Total == nil {
-		b = append(b, "null"...)
-	} else {
-		b = strconv.AppendInt(b, *p.Total, 10)
-	}
-	b = append(b, `,"data":[`...)
-	for i, s := range p.Data {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = s.AppendJSON(b)
-	}
-	return append(b, "]}"...)
-}
-
 // ---- commands ----
 
 func (h *handler) getSessionByID(ctx context.Context, body []byte) (any, error) {
@@ -318,15 +304,52 @@ func (h *handler) getSessions(ctx context.Context, body []byte) (any, error) {
 		Take:  clampInt(p.Paging.Take.V),
 		Total: p.Paging.Total.V,
 	}
-	page, err := h.svc.List(ctx, f, paging)
+	return &pageStream{svc: h.svc, f: f, p: paging}, nil
+}
+
+// pageStream answers get_sessions: a page of up to MaxTake sessions, each
+// of which may hold the data limit, read in chunks and written out chunk
+// by chunk (httpx.Stream), so that the page never sits whole in memory.
+type pageStream struct {
+	svc *sessiond.Service
+	f   sessiond.Filter
+	p   sessiond.Paging
+}
+
+// stream writes the page, or the error that stopped it.
+func (ps *pageStream) stream(w http.ResponseWriter, r *http.Request) {
+	out := httpx.NewStream(w, http.StatusOK, "")
+	head, n := false, 0
+	err := ps.svc.ListChunks(r.Context(), ps.f, ps.p, func(page *sessiond.Page) error {
+		if !head {
+			head = true
+			out.Append(func(b []byte) []byte {
+				b = append(b, `{"total":`...)
+				if page.Total == nil {
+					b = append(b, "null"...)
+				} else {
+					b = strconv.AppendInt(b, *page.Total, 10)
+				}
+				return append(b, `,"data":[`...)
+			})
+		}
+		for _, s := range page.Data {
+			out.Append(func(b []byte) []byte {
+				if n++; n > 1 {
+					b = append(b, ',')
+				}
+				return wire.NewSessionV1(s).AppendJSON(b)
+			})
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		out.Abort() // panics if part of the page went out
+		piperr.Write(w, r, err)
+		return
 	}
-	out := &pageV1{Total: page.Total, Data: make([]*wire.SessionV1, len(page.Data))}
-	for i, s := range page.Data {
-		out.Data[i] = wire.NewSessionV1(s)
-	}
-	return out, nil
+	out.Append(func(b []byte) []byte { return append(b, "]}\n"...) })
+	out.Close()
 }
 
 func (h *handler) openSession(ctx context.Context, body []byte) (any, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"runtime"
 	"sessiond/internal/httpx/httpxtest"
 	"strings"
 	"testing"
@@ -266,6 +267,20 @@ func TestGetSessions(t *testing.T) {
 		{name: "total as string", body: `{"filter":{"user_id":"u1"},"paging":{"take":"1","total":"true"}}`, wantIDs: []string{e.ID}, wantTotal: ptr64(3)},
 		{name: "total false", body: `{"paging":{"total":"false"}}`, wantIDs: all},
 		{name: "no match", body: `{"filter":{"user_id":"nobody"},"paging":{"total":true}}`, wantIDs: []string{}, wantTotal: ptr64(0)},
+		// The leniency of Pip.Services' converters, which its clients rely on.
+		{name: "integral floats", body: `{"paging":{"skip":1.0,"take":2.0}}`, wantIDs: []string{d.ID, c.ID}},
+		{name: "integral floats as strings", body: `{"paging":{"skip":"1.0","take":"2e0"}}`, wantIDs: []string{d.ID, c.ID}},
+		{name: "active t", body: `{"filter":{"active":"t"}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active Yes", body: `{"filter":{"active":"Yes"}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active Y", body: `{"filter":{"active":"Y"}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active 1", body: `{"filter":{"active":1}}`, wantIDs: []string{e.ID, c.ID, b.ID, a.ID}},
+		{name: "active F", body: `{"filter":{"active":"F"}}`, wantIDs: []string{d.ID}},
+		{name: "active no", body: `{"filter":{"active":"no"}}`, wantIDs: []string{d.ID}},
+		{name: "active N", body: `{"filter":{"active":"N"}}`, wantIDs: []string{d.ID}},
+		{name: "active 0", body: `{"filter":{"active":"0"}}`, wantIDs: []string{d.ID}},
+		{name: "active FALSE", body: `{"filter":{"active":"FALSE"}}`, wantIDs: []string{d.ID}},
+		{name: "total y", body: `{"filter":{"user_id":"u1"},"paging":{"take":1,"total":"y"}}`, wantIDs: []string{e.ID}, wantTotal: ptr64(3)},
+		{name: "lowercase t and z", body: `{"filter":{"from_time":"2026-11-22t10:02:00z"}}`, wantIDs: []string{e.ID, d.ID, c.ID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,6 +305,35 @@ func TestGetSessions(t *testing.T) {
 				t.Errorf("body %s: want total null when not asked for", w.Body)
 			}
 		})
+	}
+}
+
+// TestLenientRefusals checks what the leniency still refuses.
+func TestLenientRefusals(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	for _, body := range []string{
+		`{"paging":{"take":2.5}}`, `{"paging":{"skip":"1.5"}}`, `{"paging":{"take":1e30}}`, `{"paging":{"take":"NaN"}}`,
+		`{"filter":{"active":"maybe"}}`, `{"filter":{"active":2}}`, `{"filter":{"active":"yess"}}`, `{"filter":{"active":0.5}}`,
+		`{"filter":{"from_time":"2026-11-22x10:02:00z"}}`,
+	} {
+		e := httpxtest.DecodeAs[errorJSON](t, f.call("get_sessions", body), http.StatusBadRequest)
+		if e.Code != "INVALID_PARAMETER" {
+			t.Errorf("%s: code %s, want INVALID_PARAMETER", body, e.Code)
+		}
+	}
+	e := httpxtest.DecodeAs[errorJSON](t, f.call("open_session", `{"user_id":"u1","expires_in":3600.5}`), http.StatusBadRequest)
+	if e.Code != "INVALID_PARAMETER" {
+		t.Errorf("expires_in 3600.5: code %s, want INVALID_PARAMETER", e.Code)
+	}
+}
+
+func TestOpenSessionIntegralFloatExpiresIn(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	for _, v := range []string{`3600.0`, `"3600.0"`, `3.6e3`} {
+		s := f.open(`{"user_id":"u1","expires_in":` + v + `}`)
+		if s.ExpireTime == nil || *s.ExpireTime != ts(time.Hour) {
+			t.Errorf("expires_in %s: expire_time %s, want %s", v, deref2(s.ExpireTime), ts(time.Hour))
+		}
 	}
 }
 
@@ -412,6 +456,9 @@ func TestStoreDataAndUpdateUserRefused(t *testing.T) {
 					e := httpxtest.DecodeAs[errorJSON](t, w, tt.status)
 					if e.Category != tt.category || e.Code != tt.code || e.Status != tt.status {
 						t.Errorf("error = %+v, want category %s code %s status %d", e, tt.category, tt.code, tt.status)
+					}
+					if e.Details["session_id"] != id {
+						t.Errorf("details = %v, want session_id %s", e.Details, id)
 					}
 					if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
 						t.Error("a refused change changed the store")
@@ -639,7 +686,7 @@ func TestErrorMessages(t *testing.T) {
 		wantParam           string
 	}{
 		{"skip", "get_sessions", `{"paging":{"skip":"abc"}}`, `paging.skip: expected an integer or a string holding one, got string "abc"`, "paging.skip"},
-		{"active", "get_sessions", `{"filter":{"active":"maybe"}}`, `filter.active: expected true, false, "true" or "false", got string "maybe"`, "filter.active"},
+		{"active", "get_sessions", `{"filter":{"active":"maybe"}}`, `filter.active: expected true, false or one of "true", "false", "t", "f", "yes", "no", "y", "n", "1", "0", got string "maybe"`, "filter.active"},
 		{"from_time", "get_sessions", `{"filter":{"from_time":"yesterday"}}`, `filter.from_time: expected an RFC 3339 time string, got string "yesterday"`, "filter.from_time"},
 		{"negative take", "get_sessions", `{"paging":{"take":-1}}`, `paging.take must not be negative`, "paging.take"},
 		{"session_id", "get_session_by_id", `{"session_id":5}`, `session_id: expected a string, got number`, "session_id"},
@@ -755,5 +802,85 @@ func TestDeepNestingAtDefaultLimit(t *testing.T) {
 	}
 	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
 		t.Error("refused request changed the store")
+	}
+}
+
+func deref2(p *string) string {
+	if p == nil {
+		return "null"
+	}
+	return *p
+}
+
+// largestWrite records the largest single Write an answer was given in.
+type largestWrite struct {
+	*httptest.ResponseRecorder
+	max int
+}
+
+func (w *largestWrite) Write(b []byte) (int, error) {
+	w.max = max(w.max, len(b))
+	return w.ResponseRecorder.Write(b)
+}
+
+// TestGetSessionsStreamed reads a page of 200 sessions holding 60 KB of
+// data each (12 MB): it is written out in pieces, never whole, and the
+// heap holds no copy of it afterwards.
+func TestGetSessionsStreamed(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	data := `"` + strings.Repeat("d", 60<<10) + `"`
+	for range 200 {
+		f.open(`{"user_id":"u1","data":` + data + `}`)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 4 {
+		w := &largestWrite{ResponseRecorder: httptest.NewRecorder()}
+		r := httptest.NewRequest("POST", "/v1/sessions/get_sessions", strings.NewReader(`{"paging":{"take":1000,"total":true}}`))
+		f.h.ServeHTTP(w, r)
+		page := httpxtest.DecodeAs[pageJSON](t, w.ResponseRecorder, http.StatusOK)
+		if len(page.Data) != 200 || page.Total == nil || *page.Total != 200 {
+			t.Fatalf("got %d sessions, total %v; want 200", len(page.Data), deref(page.Total))
+		}
+		if w.max > 256<<10 {
+			t.Errorf("page of %d bytes written with a write of %d bytes, want at most 256 KiB", w.Body.Len(), w.max)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// The store holds its 12 MB; the answers must not stay behind.
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 4<<20 {
+		t.Errorf("heap grew by %d bytes after the answers", grown)
+	}
+}
+
+// TestServiceLimitsInThisDialect checks the Service's data limit and text
+// rules as this API answers them.
+func TestServiceLimitsInThisDialect(t *testing.T) {
+	f := newFixture(t, commandable.Options{})
+	id := f.open(`{"user_id":"u1","user":{"id":"u1"}}`).ID
+	before := snapshot(t, f.svc)
+	big := `"` + strings.Repeat("x", 64<<10) + `"`
+	for _, c := range []struct{ command, body, code string }{
+		{"open_session", `{"user_id":"u1","data":` + big + `}`, "BODY_TOO_LARGE"},
+		{"store_session_data", `{"session_id":"` + id + `","data":` + big + `}`, "BODY_TOO_LARGE"},
+		{"update_session_user", `{"session_id":"` + id + `","user":` + big + `}`, "BODY_TOO_LARGE"},
+		{"open_session", "{\"user_id\":\"u\xff\"}", "INVALID_JSON"},
+		{"open_session", `{"user_id":"u\udc00"}`, "INVALID_JSON"},
+		{"store_session_data", `{"session_id":"` + id + `","data":{"\ud800":1}}`, "INVALID_JSON"},
+	} {
+		w := f.call(c.command, c.body)
+		status := http.StatusBadRequest
+		if c.code == "BODY_TOO_LARGE" {
+			status = http.StatusRequestEntityTooLarge
+		}
+		e := httpxtest.DecodeAs[errorJSON](t, w, status)
+		if e.Code != c.code {
+			t.Errorf("%s %.60s: code %s, want %s", c.command, c.body, e.Code, c.code)
+		}
+	}
+	if after := snapshot(t, f.svc); !reflect.DeepEqual(after, before) {
+		t.Error("refused requests changed the store")
 	}
 }

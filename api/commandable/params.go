@@ -20,14 +20,16 @@ import (
 // completes with the parameter's path ("paging.skip") and piperr turns
 // into an INVALID_PARAMETER error.
 
-// optInt is an optional integer: 20 or "20".
+// optInt is an optional integer: 20 or "20", also as an integral float
+// (20.0, "20.0").
 type optInt struct {
 	Set bool
 	V   int64
 }
 
-// optBool is an optional boolean: true, "true", "1" (and false, "false",
-// "0"), case-insensitive.
+// optBool is an optional boolean: true or false, or a string of
+// Pip.Services' BooleanConverter ("true", "yes", "y", "t", "1", and "false",
+// "no", "n", "f", "0"), case-insensitive.
 type optBool struct {
 	Set bool
 	V   bool
@@ -40,8 +42,10 @@ type optTime struct {
 	V   time.Time
 }
 
-func (*optInt) ExpectedJSON() string  { return `an integer or a string holding one` }
-func (*optBool) ExpectedJSON() string { return `true, false, "true" or "false"` }
+func (*optInt) ExpectedJSON() string { return `an integer or a string holding one` }
+func (*optBool) ExpectedJSON() string {
+	return `true, false or one of "true", "false", "t", "f", "yes", "no", "y", "n", "1", "0"`
+}
 func (*optTime) ExpectedJSON() string { return `an RFC 3339 time string` }
 
 var (
@@ -61,12 +65,26 @@ func (o *optInt) UnmarshalJSON(b []byte) error {
 	if !isStr && !isNumber(s) {
 		return refuse(b, optIntType)
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
+	v, ok := parseInt(s)
+	if !ok {
 		return refuse(b, optIntType)
 	}
 	*o = optInt{Set: true, V: v}
 	return nil
+}
+
+// parseInt reads an integer, also written as an integral float (2.0,
+// 3600.0, 1e3: the number type of JavaScript clients and of Pip.Services'
+// converters); 2.5 is not one.
+func parseInt(s string) (int64, bool) {
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return v, true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(f), true
 }
 
 func (o *optBool) UnmarshalJSON(b []byte) error {
@@ -77,15 +95,30 @@ func (o *optBool) UnmarshalJSON(b []byte) error {
 	if s == "" {
 		return nil
 	}
-	switch {
-	case s == "1" || strings.EqualFold(s, "true"):
-		*o = optBool{Set: true, V: true}
-	case s == "0" || strings.EqualFold(s, "false"):
-		*o = optBool{Set: true, V: false}
-	default:
+	v, ok := parseBool(s)
+	if !ok {
 		return refuse(b, optBoolType)
 	}
+	*o = optBool{Set: true, V: v}
 	return nil
+}
+
+// parseBool reads the spellings of Pip.Services' BooleanConverter, in any
+// case: 1, true, t, yes, y and 0, false, f, no, n; a number that is
+// integrally 1 or 0 (1.0) too, which the converter reads the same way.
+func parseBool(s string) (v, ok bool) {
+	switch strings.ToLower(s) {
+	case "1", "true", "t", "yes", "y":
+		return true, true
+	case "0", "false", "f", "no", "n":
+		return false, true
+	}
+	if isNumber(s) {
+		if n, ok := parseInt(s); ok && (n == 0 || n == 1) {
+			return n == 1, true
+		}
+	}
+	return false, false
 }
 
 func (o *optTime) UnmarshalJSON(b []byte) error {

@@ -2,6 +2,7 @@ package jsonrpc
 
 import (
 	"encoding/json"
+	"net/http"
 	"sessiond/internal/httpx"
 
 	"sessiond"
@@ -36,6 +37,9 @@ type Error struct {
 	// Data adds structured context, e.g. {"param": "token"}. It only ever
 	// holds maps of strings and numbers, so it always marshals.
 	Data map[string]any `json:"data,omitempty"`
+	// status is the HTTP status a single (not batched) request answered
+	// with this error gets; 0 means 200, as JSON-RPC over HTTP answers.
+	status int
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -79,13 +83,13 @@ func toError(err error) (e *Error, internal bool) {
 	case sessiond.EFORBIDDEN:
 		return &Error{Code: CodeForbidden, Message: "Forbidden: " + msg}, false
 	case sessiond.ETOOLARGE:
-		return &Error{Code: CodeInvalidRequest, Message: "Invalid Request: " + msg, Data: sessiond.ErrorDetails(err)}, false
+		return &Error{Code: CodeInvalidRequest, Message: "Invalid Request: " + msg, Data: sessiond.ErrorDetails(err), status: http.StatusRequestEntityTooLarge}, false
 	case sessiond.ETOOMANY:
 		return &Error{Code: CodeTooManyRequests, Message: "Too many requests: " + msg, Data: sessiond.ErrorDetails(err)}, false
 	case sessiond.EUNAVAILABLE, sessiond.ETIMEOUT:
 		// Their messages are written to be shown ("its disk is full").
 		return &Error{Code: CodeUnavailable, Message: "Service unavailable: " + msg,
-			Data: map[string]any{"code": sessiond.EUNAVAILABLE}}, true
+			Data: map[string]any{"code": sessiond.EUNAVAILABLE}, status: http.StatusServiceUnavailable}, true
 	default: // EINTERNAL, ECONFLICT (a token or id collision) and the unknown
 		return &Error{Code: CodeInternalError, Message: "Internal error"}, true
 	}

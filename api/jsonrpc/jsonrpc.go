@@ -104,6 +104,16 @@ func New(svc *sessiond.Service, opts Options) http.Handler {
 
 var nullID = []byte("null")
 
+// NoRoute answers a path under the Session API's prefix that it does not
+// serve (/api/v1/session/jsonrpc/, say): 404 with a JSON-RPC error.
+func NoRoute(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if len(path) > 100 {
+		path = path[:100] + "..."
+	}
+	writeError(w, http.StatusNotFound, invalidRequest("no such route: "+path+"; the Session API is POST /api/v1/session/jsonrpc"))
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -132,6 +142,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, answered, status := h.serveBody(ctx, r, caller, body, bufs.out[:0])
 	bufs.out = out
 	if answered {
+		if status == 0 {
+			status = http.StatusOK
+		}
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -161,31 +174,32 @@ func (b *buffers) release() {
 
 // serveBody answers a whole body, appending the response to out. It
 // reports false when there is nothing to answer (notifications only), and
-// the HTTP status: 200, as JSON-RPC over HTTP answers, but 503 for a
-// single request that failed because sessiond cannot serve it now (its
-// store down or its disk full), so that clients and balancers retry.
+// the HTTP status of a single request's error that has its own (0: 200).
 func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Caller, body []byte, out []byte) ([]byte, bool, int) {
 	i := skipSpace(body, 0)
 	if i == len(body) || !json.Valid(body) {
-		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true, http.StatusOK
+		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true, 0
+	}
+	// JSON text is UTF-8 (RFC 8259), and encoding/json would turn invalid
+	// bytes and escaped lone surrogates into U+FFFD silently: such a body
+	// is not JSON a strict client could read back.
+	if !sessiond.ValidText(body) {
+		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError,
+			Message: "Parse error: the body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)"}), true, 0
 	}
 	if err := httpx.CheckDepth(body); err != nil {
-		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true, http.StatusOK
+		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true, 0
 	}
 	v := body[i:valueEnd(body, i)]
 	switch first(v) {
 	case '{':
-		out, answered, e := h.serveOne(ctx, r, c, v, out)
-		if e != nil && e.Code == CodeUnavailable {
-			return out, answered, http.StatusServiceUnavailable
-		}
-		return out, answered, http.StatusOK
+		return h.serveOne(ctx, r, c, v, out)
 	case '[':
 		out, answered := h.serveBatch(ctx, r, c, v, out)
-		return out, answered, http.StatusOK
+		return out, answered, 0
 	default:
 		return appendErrorResponse(out, nullID,
-			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true, http.StatusOK
+			invalidRequest("the body must be a request object or an array of them (a batch), not "+httpx.JSONKind(v))), true, 0
 	}
 }
 
@@ -229,13 +243,12 @@ func (h *handler) serveBatch(ctx context.Context, r *http.Request, c *sessiond.C
 }
 
 // serveOne answers one request (or any value found in a batch), appending
-// its response to out unless it is a notification, and returns the error
-// it answered, if any.
-func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool, *Error) {
+// its response to out unless it is a notification.
+func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool, int) {
 	req, e := parseRequest(v)
 	if e != nil {
 		h.logRefused(r, c, "", e)
-		return appendErrorResponse(out, orNull(req.id), e), true, e
+		return appendErrorResponse(out, orNull(req.id), e), true, 0
 	}
 	name, m := lookup(req.method)
 	var result []byte
@@ -251,13 +264,13 @@ func (h *handler) serveOne(ctx context.Context, r *http.Request, c *sessiond.Cal
 		if err != nil {
 			h.logError(r, c, name, err)
 		}
-		return out, false, nil
+		return out, false, 0
 	}
 	if err != nil {
 		e := h.logError(r, c, name, err)
-		return appendErrorResponse(out, req.id, e), true, e
+		return appendErrorResponse(out, req.id, e), true, e.status
 	}
-	return appendResult(out, req.id, result), true, nil
+	return appendResult(out, req.id, result), true, 0
 }
 
 // request is one parsed request object; every field is a raw sub-slice of

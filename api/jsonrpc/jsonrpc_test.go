@@ -496,10 +496,11 @@ func TestIDs(t *testing.T) {
 			t.Errorf("id %s came back as %s", id, got)
 		}
 	}
-	// Invalid UTF-8 in a string id comes back as valid JSON.
+	// Invalid UTF-8 (here in a string id) is not JSON text: a parse error,
+	// answered with id null and never echoed.
 	w := e.post(t, e.a.creds(), "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":\"a\xffb\"}")
-	if r := single(t, w, http.StatusOK); string(r.ID) != "\"a\uFFFDb\"" {
-		t.Errorf("id with invalid UTF-8 came back as %s", r.ID)
+	if r := single(t, w, http.StatusOK); string(r.ID) != "null" || r.Error == nil || r.Error.Code != CodeParseError {
+		t.Errorf("id with invalid UTF-8: got id %s error %+v, want id null and -32700", r.ID, r.Error)
 	}
 }
 

@@ -14,8 +14,10 @@ package rest
 import (
 	"context"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"sessiond"
@@ -43,17 +45,43 @@ func New(svc *sessiond.Service, opts Options) http.Handler {
 	if h.limit <= 0 {
 		h.limit = httpx.DefaultBodyLimit
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /sessions", h.open)
-	mux.HandleFunc("GET /sessions/{user_id}", h.get)
-	mux.HandleFunc("POST /sessions/{user_id}", h.storeData)
-	mux.HandleFunc("DELETE /sessions/{user_id}", h.close)
-	// Method-less patterns catch the other methods, so that they get this
-	// dialect's 405 rather than the mux's plain-text one.
-	mux.HandleFunc("/sessions", piperr.MethodNotAllowedHandler("POST"))
-	mux.HandleFunc("/sessions/{user_id}", piperr.MethodNotAllowedHandler("GET, HEAD, POST, DELETE"))
-	mux.HandleFunc("/", piperr.NoRoute)
-	return mux
+	notAllowedAll := piperr.MethodNotAllowedHandler("POST")
+	notAllowedUser := piperr.MethodNotAllowedHandler("GET, HEAD, POST, DELETE")
+	// Routed by hand rather than by a ServeMux, which would answer a path
+	// holding "//", "." or ".." with a redirect: every path gets this
+	// dialect's answer. The user_id is one escaped path segment, unescaped.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		if p == "/sessions" {
+			if r.Method != http.MethodPost {
+				notAllowedAll(w, r)
+				return
+			}
+			h.open(w, r)
+			return
+		}
+		seg, ok := strings.CutPrefix(p, "/sessions/")
+		if !ok || seg == "" || strings.Contains(seg, "/") {
+			piperr.NoRoute(w, r)
+			return
+		}
+		userID, err := url.PathUnescape(seg)
+		if err != nil {
+			piperr.NoRoute(w, r)
+			return
+		}
+		r.SetPathValue("user_id", userID)
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			h.get(w, r)
+		case http.MethodPost:
+			h.storeData(w, r)
+		case http.MethodDelete:
+			h.close(w, r)
+		default:
+			notAllowedUser(w, r)
+		}
+	})
 }
 
 // ---- documents ----
@@ -202,16 +230,46 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, "", newSessionDoc(sess))
 		return
 	}
-	list, err := h.aliveSessions(ctx, req.userID, "", "")
+	h.streamList(w, r, req.userID)
+}
+
+// streamList writes the user's open sessions as a JSON array, read
+// sessiond.ListChunk at a time and written out as it goes (httpx.Stream):
+// the per-user limit bounds the list, and streaming bounds the memory
+// one answer takes (each session may hold the data limit).
+func (h *handler) streamList(w http.ResponseWriter, r *http.Request, userID string) {
+	alive := true
+	f := sessiond.Filter{UserID: userID, Active: &alive}
+	out := httpx.NewStream(w, http.StatusOK, "")
+	out.Append(func(b []byte) []byte { return append(b, '[') })
+	n := 0
+	take := h.svc.Config().MaxTake
+	var err error
+	for {
+		var page *sessiond.Page
+		if page, err = h.svc.List(r.Context(), f, sessiond.Paging{Skip: n, Take: min(take, sessiond.ListChunk)}); err != nil {
+			break
+		}
+		for _, s := range page.Data {
+			out.Append(func(b []byte) []byte {
+				if n++; n > 1 {
+					b = append(b, ',')
+				}
+				enc, _ := json.Marshal(newSessionDoc(s)) // cannot fail: RawMessages are valid JSON
+				return append(b, enc...)
+			})
+		}
+		if len(page.Data) < min(take, sessiond.ListChunk) {
+			break
+		}
+	}
 	if err != nil {
+		out.Abort() // panics if part of the list went out
 		piperr.Write(w, r, err)
 		return
 	}
-	docs := make([]sessionDoc, len(list))
-	for i, s := range list {
-		docs[i] = newSessionDoc(s)
-	}
-	httpx.WriteJSON(w, http.StatusOK, "", docs)
+	out.Append(func(b []byte) []byte { return append(b, "]\n"...) })
+	out.Close()
 }
 
 // openBody is the body of POST /sessions.
@@ -290,6 +348,12 @@ func (h *handler) storeData(w http.ResponseWriter, r *http.Request) {
 		piperr.Write(w, r, err)
 		return
 	}
+	// An empty body, or one without data, is a mistake, not a request to
+	// clear the data: that takes {"data": null}.
+	if b.Data == nil {
+		piperr.Write(w, r, piperr.Invalid(piperr.CodeMissingParameter, "data", `data is required (send {"data": null} to clear it)`))
+		return
+	}
 	ctx := r.Context()
 	if _, err := h.owned(ctx, req.userID, req.sessionID); err != nil {
 		piperr.Write(w, r, err)
@@ -342,11 +406,32 @@ func (h *handler) close(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// decodeBody reads and decodes a JSON object body; empty means {}.
+// decodeBody reads and decodes a JSON object body; empty means {}. A body
+// declared as anything but JSON (text/plain, a form) is refused; one
+// without a Content-Type is read as JSON.
 func (h *handler) decodeBody(r *http.Request, v any) error {
+	if err := checkContentType(r); err != nil {
+		return err
+	}
 	body, err := httpx.ReadBody(r, h.limit)
 	if err != nil {
 		return err
 	}
 	return piperr.DecodeObject(body, v)
+}
+
+// checkContentType refuses a request whose Content-Type is not JSON:
+// application/json or a +json type, with any parameters.
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return &piperr.Error{Code: piperr.CodeBadRequest, Err: &sessiond.Error{Code: sessiond.EINVALID,
+		Message: "the body must be JSON (Content-Type application/json), not " + piperr.Clip(ct),
+		Details: map[string]any{"content_type": piperr.Clip(ct)}}}
 }

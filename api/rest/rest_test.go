@@ -258,13 +258,33 @@ func TestStoreData(t *testing.T) {
 	if doc.LastRequest != ts(5*time.Minute) {
 		t.Errorf("last_request = %s, want %s", doc.LastRequest, ts(5*time.Minute))
 	}
-	// Any JSON value; no data at all stores null.
+	// Any JSON value, with a JSON Content-Type or none; null clears it.
 	noContent(t, f.do("POST", "/sessions/u1?session_id="+s.ID, `{"data":[1,2]}`))
 	equalJSON(t, "data", stored(t, f.svc, s.ID).Data, `[1,2]`)
-	noContent(t, f.do("POST", "/sessions/u1?session_id="+s.ID, `{}`))
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "application/merge-patch+json"} {
+		r := httptest.NewRequest("POST", "/sessions/u1?session_id="+s.ID, strings.NewReader(`{"data":"`+ct+`"}`))
+		r.Header.Set("Content-Type", ct)
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		noContent(t, w)
+	}
+	noContent(t, f.do("POST", "/sessions/u1?session_id="+s.ID, `{"data":null}`))
 	if d := stored(t, f.svc, s.ID).Data; d != nil {
 		t.Errorf("data = %s, want null", d)
 	}
+}
+
+// TestDataLimit checks the Service's limit on user and data together, in
+// this dialect's words: 413 with an ErrorDescription.
+func TestDataLimit(t *testing.T) {
+	svc := sessiond.NewService(memory.New(), clock.NewFake(t0), sessiond.Config{DataLimit: 100}, nil)
+	f := &fixture{t: t, svc: svc, h: rest.New(svc, rest.Options{})}
+	big := `"` + strings.Repeat("x", 100) + `"`
+	e := httpxtest.DecodeAs[errorJSON](t, f.do("POST", "/sessions", `{"user":{"id":"u1"},"data":`+big+`}`), 413)
+	checkDescription(t, e, 413, "BODY_TOO_LARGE")
+	s := f.open("u1", "a", "c")
+	e = httpxtest.DecodeAs[errorJSON](t, f.do("POST", "/sessions/u1?session_id="+s.ID, `{"data":`+big+`}`), 413)
+	checkDescription(t, e, 413, "BODY_TOO_LARGE")
 }
 
 func TestStoreDataRefused(t *testing.T) {
@@ -387,6 +407,7 @@ func TestBadInput(t *testing.T) {
 		status int
 		code   string
 		allow  string
+		ctype  string // Content-Type, when set
 	}{
 		{name: "open with invalid JSON", method: "POST", target: "/sessions", body: `{"user":`, status: 400, code: "INVALID_JSON"},
 		{name: "open with bad JSON in data", method: "POST", target: "/sessions", body: `{"user":{"id":"u9"},"data":{bad}}`, status: 400, code: "INVALID_JSON"},
@@ -413,6 +434,14 @@ func TestBadInput(t *testing.T) {
 		{name: "store with a huge body", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: `{"data":"` + strings.Repeat("x", limit) + `"}`, status: 413, code: "BODY_TOO_LARGE"},
 		{name: "store with deep nesting", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: `{"data":` + strings.Repeat("[", 2000) + `}`, status: 400, code: "INVALID_JSON"},
 		{name: "store with non-UTF-8", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: "{\"data\":\"\xc3\x28\"}", status: 400, code: "INVALID_JSON"},
+		{name: "store with an empty body", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: ``, status: 400, code: "MISSING_PARAMETER"},
+		{name: "store without data", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: `{}`, status: 400, code: "MISSING_PARAMETER"},
+		{name: "store with a text/plain body", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: `{"data":1}`, ctype: "text/plain", status: 400, code: "BAD_REQUEST"},
+		{name: "store with a form body", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: `data=1`, ctype: "application/x-www-form-urlencoded", status: 400, code: "BAD_REQUEST"},
+		{name: "store with a lone surrogate", method: "POST", target: "/sessions/u1?session_id=$OPEN", body: `{"data":"\udc00"}`, status: 400, code: "INVALID_JSON"},
+		{name: "open with a text/plain body", method: "POST", target: "/sessions", body: `{"user":{"id":"u9"}}`, ctype: "text/plain; charset=utf-8", status: 400, code: "BAD_REQUEST"},
+		{name: "open with a broken Content-Type", method: "POST", target: "/sessions", body: `{"user":{"id":"u9"}}`, ctype: "application/json; =", status: 400, code: "BAD_REQUEST"},
+		{name: "open with a lone surrogate in user", method: "POST", target: "/sessions", body: `{"user":{"id":"u\ud800"}}`, status: 400, code: "INVALID_JSON"},
 		{name: "store without session_id", method: "POST", target: "/sessions/u1", body: `{"data":1}`, status: 400, code: "MISSING_PARAMETER"},
 		{name: "store with empty session_id", method: "POST", target: "/sessions/u1?session_id=", body: `{"data":1}`, status: 400, code: "INVALID_PARAMETER"},
 		{name: "store with two session_ids", method: "POST", target: "/sessions/u1?session_id=$OPEN&session_id=$CLOSED", body: `{"data":1}`, status: 400, code: "INVALID_PARAMETER"},
@@ -443,7 +472,12 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			target := strings.NewReplacer("$OPEN", openID, "$CLOSED", closedID).Replace(tt.target)
-			w := f.do(tt.method, target, tt.body)
+			r := httptest.NewRequest(tt.method, target, strings.NewReader(tt.body))
+			if tt.ctype != "" {
+				r.Header.Set("Content-Type", tt.ctype)
+			}
+			w := httptest.NewRecorder()
+			f.h.ServeHTTP(w, r)
 			e := httpxtest.DecodeAs[errorJSON](t, w, tt.status)
 			checkDescription(t, e, tt.status, tt.code)
 			if got := w.Header().Get("Allow"); got != tt.allow {
@@ -497,5 +531,35 @@ func checkDescription(t testing.TB, e errorJSON, status int, code string) {
 	}
 	if e.Message == "" || len(e.Message) > 300 {
 		t.Errorf("message = %q, want a short explanation", e.Message)
+	}
+}
+
+// largestWrite records the largest single Write an answer was given in.
+type largestWrite struct {
+	*httptest.ResponseRecorder
+	max int
+}
+
+func (w *largestWrite) Write(b []byte) (int, error) {
+	w.max = max(w.max, len(b))
+	return w.ResponseRecorder.Write(b)
+}
+
+// TestGetListStreamed lists 200 sessions holding 60 KB of data each
+// (12 MB): the list is written out in pieces, never whole.
+func TestGetListStreamed(t *testing.T) {
+	f := newFixture(t, rest.Options{})
+	data := `"` + strings.Repeat("d", 60<<10) + `"`
+	for range 200 {
+		httpxtest.DecodeAs[sessionJSON](t, f.do("POST", "/sessions", `{"user":{"id":"u1"},"data":`+data+`}`), http.StatusCreated)
+	}
+	w := &largestWrite{ResponseRecorder: httptest.NewRecorder()}
+	f.h.ServeHTTP(w, httptest.NewRequest("GET", "/sessions/u1", nil))
+	list := httpxtest.DecodeAs[[]sessionJSON](t, w.ResponseRecorder, http.StatusOK)
+	if len(list) != 200 {
+		t.Fatalf("got %d sessions, want 200", len(list))
+	}
+	if w.max > 256<<10 {
+		t.Errorf("list of %d bytes written with a write of %d bytes, want at most 256 KiB", w.Body.Len(), w.max)
 	}
 }

@@ -116,6 +116,8 @@ func (m *Main) Open() error {
 		DefaultExpiresIn: cfg.DefaultExpiresIn,
 		MaxExpiresIn:     cfg.MaxExpiresIn,
 		MaxTake:          cfg.MaxTake,
+		DataLimit:        int(cfg.DataLimit),
+		MaxUserSessions:  cfg.MaxUserSessions,
 	}, m.Log)
 
 	m.Dirs, err = files.NewDirs(filepath.Join(cfg.DataDir, "sessions"), files.Quota{MaxBytes: cfg.QuotaBytes, MaxFiles: cfg.QuotaFiles})
@@ -224,8 +226,12 @@ func (m *Main) headers() auth.Headers {
 }
 
 // PublicHandler routes the public listener over m.Service and m.Dirs: the
-// commandable and REST APIs (unless Config.InternalListen), the JSON-RPC Session API, session files and
-// gateway routes (without the logging middleware).
+// JSON-RPC Session API, session files, gateway routes and, unless the
+// internal listener serves them, the commandable and REST APIs (without
+// the logging middleware). Every path is routed by hand: a ServeMux would
+// redirect paths holding "..", "." or "//" (which the gateway forwards
+// unchanged and the files API refuses itself) and near misses such as
+// /v1/sessions, and answer those in no API's format.
 func (m *Main) PublicHandler() (http.Handler, error) {
 	cfg, svc, hdr := m.Config, m.Service, m.headers()
 	clients, err := clientip.New(cfg.TrustedProxies)
@@ -237,33 +243,19 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 		m.publicLimiter = m.newLimiter("public")
 	}
 	lim := m.publicLimiter
-	mux := http.NewServeMux()
-	if cfg.InternalListen == "" {
-		m.trustedRoutes(mux)
-	} else {
+	cmd, rst := m.trustedHandlers()
+	if cfg.InternalListen != "" {
 		// Served on the internal listener: here, unrouted paths answered
 		// in the Pip.Services format.
-		for _, p := range []string{"/v1/sessions", "/v1/sessions/", "/sessions", "/sessions/"} {
-			mux.HandleFunc(p, piperr.NoRoute)
-		}
+		cmd, rst = http.HandlerFunc(piperr.NoRoute), http.HandlerFunc(piperr.NoRoute)
 	}
 	rpc := jsonrpc.New(svc, jsonrpc.Options{BodyLimit: cfg.BodyLimit, Headers: hdr, Clients: clients, Limiter: lim})
-	mux.Handle("/api/v1/session/jsonrpc", rpc)
-	mux.Handle("/api/v2/session/jsonrpc", rpc)
 	fh := files.New(svc, m.Dirs, files.Options{Headers: hdr, Limiter: lim})
-	mux.Handle(filesPrefix, fh)
 	gw, err := m.newGateway(cfg)
 	if err != nil {
 		return nil, err
 	}
 	m.gateway.Store(gw) // Reload swaps it
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusNotFound, "", map[string]string{"message": "no route for " + r.URL.Path})
-	})
-	// Gateway and files paths go to their handlers before the ServeMux,
-	// which would redirect paths holding "..", "." or "//" elsewhere: the
-	// gateway forwards paths unchanged, and the files API refuses such
-	// paths with 400 itself.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gw := m.gateway.Load()
 		switch p := r.URL.Path; {
@@ -272,29 +264,31 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 		case strings.HasPrefix(p, filesPrefix):
 			fh.ServeHTTP(w, r)
 		default:
-			mux.ServeHTTP(w, r)
+			if !apiRoute(w, r, cmd, rst, rpc) {
+				httpx.WriteJSON(w, http.StatusNotFound, "", map[string]string{"message": "no route for " + clip(p)})
+			}
 		}
 	}), nil
 }
 
-// trustedRoutes adds the trusted Pip.Services APIs (SPEC sections 3 and 4)
-// to mux: on the public listener, or on the internal one when it is set.
-func (m *Main) trustedRoutes(mux *http.ServeMux) {
+// trustedHandlers returns the trusted Pip.Services APIs (SPEC sections 3
+// and 4), served on the public listener, or on the internal one when it
+// is set.
+func (m *Main) trustedHandlers() (cmd, rst http.Handler) {
 	cfg, svc := m.Config, m.Service
-	mux.Handle("/v1/sessions/", commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}))
-	rst := rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
-	mux.Handle("/sessions", rst)
-	mux.Handle("/sessions/", rst)
+	return commandable.New(svc, commandable.Options{BodyLimit: cfg.BodyLimit}), rest.New(svc, rest.Options{BodyLimit: cfg.BodyLimit})
 }
 
 // InternalHandler routes the internal listener: the trusted APIs, and
 // every other path answered in their error format (without the logging
 // middleware).
 func (m *Main) InternalHandler() http.Handler {
-	mux := http.NewServeMux()
-	m.trustedRoutes(mux)
-	mux.HandleFunc("/", piperr.NoRoute)
-	return mux
+	cmd, rst := m.trustedHandlers()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !trustedRoute(w, r, cmd, rst) {
+			piperr.NoRoute(w, r)
+		}
+	})
 }
 
 // newGateway builds the gateway of cfg's routes; nil when there are none.
@@ -326,6 +320,52 @@ func (m *Main) newLimiter(api string) *auth.Limiter {
 		opts.Now = m.Clock.Now
 	}
 	return auth.NewLimiter(opts)
+}
+
+// apiRoute answers the paths under the prefixes of the commandable, REST
+// and Session APIs, each in its API's format, before the ServeMux could
+// answer a near miss with a redirect or a plain-text 404 (/v1/sessions,
+// /api/v1/session/files, /api/v1/session/jsonrpc/). It reports false for
+// other paths.
+func apiRoute(w http.ResponseWriter, r *http.Request, cmd, rst, rpc http.Handler) bool {
+	if trustedRoute(w, r, cmd, rst) {
+		return true
+	}
+	switch p := r.URL.Path; {
+	case p == "/api/v1/session/jsonrpc" || p == "/api/v2/session/jsonrpc":
+		rpc.ServeHTTP(w, r)
+	case strings.HasPrefix(p, "/api/v1/session/jsonrpc/") || strings.HasPrefix(p, "/api/v2/session/jsonrpc/"):
+		jsonrpc.NoRoute(w, r)
+	case strings.HasPrefix(p, "/api/"):
+		// Session files and gateway routes live here: their dialect.
+		gateway.WriteError(w, r, &sessiond.Error{Code: sessiond.ENOTFOUND,
+			Message: "no such route: " + clip(p) + " (session files are under " + filesPrefix + ")"})
+	default:
+		return false
+	}
+	return true
+}
+
+// trustedRoute answers the paths under the commandable and REST APIs'
+// prefixes (each answers what it does not serve in its own format), and
+// reports false for other paths.
+func trustedRoute(w http.ResponseWriter, r *http.Request, cmd, rst http.Handler) bool {
+	switch p := r.URL.Path; {
+	case p == "/v1/sessions" || strings.HasPrefix(p, "/v1/"):
+		cmd.ServeHTTP(w, r)
+	case p == "/sessions" || strings.HasPrefix(p, "/sessions/"):
+		rst.ServeHTTP(w, r)
+	default:
+		return false
+	}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) > 100 {
+		return strings.ToValidUTF8(s[:100], "") + "..."
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // filesPrefix is where the session files API is served.

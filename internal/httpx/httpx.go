@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,19 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 // offset) and returns it in UTC.
 func ParseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil && strings.ContainsAny(s, "tz") {
+		// RFC 3339 allows a lowercase t and z (section 5.6, NOTE), which
+		// time.Parse does not.
+		t, err = time.Parse(time.RFC3339Nano, strings.Map(func(r rune) rune {
+			switch r {
+			case 't':
+				return 'T'
+			case 'z':
+				return 'Z'
+			}
+			return r
+		}, s))
+	}
 	if err != nil {
 		return time.Time{}, err
 	}

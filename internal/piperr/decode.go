@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"unicode/utf8"
 
 	"sessiond"
 	"sessiond/internal/httpx"
@@ -37,8 +36,10 @@ func DecodeObject(body []byte, v any) error {
 	if i == len(body) {
 		return nil
 	}
-	if !utf8.Valid(body) {
-		return New(sessiond.EINVALID, CodeInvalidJSON, "request body is not valid UTF-8")
+	// encoding/json would turn invalid UTF-8 and escaped lone surrogates
+	// into U+FFFD silently: refuse them here, on the raw body.
+	if !sessiond.ValidText(body) {
+		return New(sessiond.EINVALID, CodeInvalidJSON, "request body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)")
 	}
 	if err := httpx.CheckDepth(body); err != nil {
 		return Wrap(CodeInvalidJSON, err)

@@ -51,12 +51,14 @@ func checkConsistency(s *Store) error {
 	}
 	defer iter.Close()
 	var (
-		users  = map[userKey]bool{} // user entries the sessions imply
-		stored = map[string]*sessiond.Session{}
-		items  = map[item]bool{}
-		ids    = map[uint64]int{}      // sessions per id hash
-		tokens = map[uint64][]string{} // ids per token hash's hash
-		errs   []error
+		users = map[userKey]bool{} // user entries the sessions imply
+		// active sessions per user hash
+		activeUsers = map[uint64]int{}
+		stored      = map[string]*sessiond.Session{}
+		items       = map[item]bool{}
+		ids         = map[uint64]int{}      // sessions per id hash
+		tokens      = map[uint64][]string{} // ids per token hash's hash
+		errs        []error
 	)
 	for iter.First(); iter.Valid(); iter.Next() {
 		k := bytes.Clone(iter.Key())
@@ -74,6 +76,9 @@ func checkConsistency(s *Store) error {
 			it := itemOf(sess)
 			if it.user != 0 {
 				users[userKey{it.user, it.userEntry()}] = true
+				if it.active {
+					activeUsers[it.user]++
+				}
 			}
 			ids[s.mem.idHash(sess.ID)]++
 			if len(sess.TokenHash) > 0 {
@@ -101,6 +106,11 @@ func checkConsistency(s *Store) error {
 		}
 		delete(users, u)
 	})
+	for h, set := range s.mem.users {
+		if set.active != activeUsers[h] {
+			errs = append(errs, fmt.Errorf("in-memory user index: user hash %x counts %d active sessions, has %d", h, set.active, activeUsers[h]))
+		}
+	}
 	s.mem.mu.RUnlock()
 	for u := range users {
 		errs = append(errs, fmt.Errorf("in-memory user index: missing %+v", u))

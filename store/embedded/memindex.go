@@ -296,6 +296,9 @@ func (m *memIndex) add(it item, token []byte) {
 	m.tree.ReplaceOrInsert(it)
 	if it.user != 0 {
 		m.users.add(it.user, it.userEntry())
+		if it.active {
+			m.users.addActive(it.user, 1)
+		}
 	}
 	m.addID(m.idHash(it.id))
 	if len(token) > 0 {
@@ -308,6 +311,9 @@ func (m *memIndex) add(it item, token []byte) {
 func (m *memIndex) drop(it item, token []byte) {
 	m.tree.Delete(it)
 	if it.user != 0 {
+		if it.active {
+			m.users.addActive(it.user, -1)
+		}
 		m.users.remove(it.user, it.userEntry())
 	}
 	m.removeID(m.idHash(it.id))
@@ -323,13 +329,20 @@ func (m *memIndex) replace(old, next item) {
 		m.tree.Delete(old)
 	}
 	m.tree.ReplaceOrInsert(next)
-	if old.user != next.user || old.open != next.open {
+	moved := old.user != next.user || old.open != next.open
+	if old.user != 0 && old.active && (moved || !next.active) {
+		m.users.addActive(old.user, -1)
+	}
+	if moved {
 		if old.user != 0 {
 			m.users.remove(old.user, old.userEntry())
 		}
 		if next.user != 0 {
 			m.users.add(next.user, next.userEntry())
 		}
+	}
+	if next.user != 0 && next.active && (moved || !old.active) {
+		m.users.addActive(next.user, 1)
 	}
 }
 

@@ -396,6 +396,79 @@ func (s *Store) record(id string) ([]byte, func(), error) {
 	return v, func() { closer.Close() }, nil
 }
 
+// UserSessions returns the active sessions of the user and API key when
+// there are at least min. The in-memory user index answers the common case,
+// a user with fewer active sessions than min, with one map lookup;
+// otherwise the index's items name the active ones, and their
+// records, read without decoding, are checked for the user_id (which
+// another user's may share the hash of) and the API key.
+func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]sessiond.UserSession, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	h := userHash(userID)
+	var active []userEntry
+	s.mem.mu.RLock()
+	if s.mem.users.activeCount(h) < min {
+		s.mem.mu.RUnlock()
+		return nil, nil
+	}
+	s.mem.users.each1(h, func(e userEntry) {
+		if it, ok := s.mem.tree.Get(item{id: e.id, open: e.open}); ok && it.active {
+			active = append(active, e)
+		}
+	})
+	s.mem.mu.RUnlock()
+	if len(active) < min {
+		return nil, nil
+	}
+	out := make([]sessiond.UserSession, 0, len(active))
+	for _, e := range active {
+		v, release, err := s.record(e.id)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			continue // deleted meanwhile
+		}
+		us, ok, err := userSessionOf(e.id, v, apiKeyID, userID)
+		release()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, us)
+		}
+	}
+	if len(out) < min {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// userSessionOf reads record v of session id: ok when it is active and has
+// the user_id and API key id.
+func userSessionOf(id string, v []byte, apiKeyID, userID string) (sessiond.UserSession, bool, error) {
+	if len(v) < offVar || v[0] != recordV1 {
+		_, err := decodeSession(id, v)
+		return sessiond.UserSession{}, false, sessiond.Internal(err)
+	}
+	r := fieldReader{b: v, off: offVar}
+	var f [6][2]int // user_id, user_name, close_reason, address, client, api_key_id
+	for i := range f {
+		f[i][0], f[i][1] = r.next()
+	}
+	if r.err != nil {
+		return sessiond.UserSession{}, false, sessiond.Internal(fmt.Errorf("session %s: %w", id, errCorrupt))
+	}
+	if v[1]&flagActive == 0 || string(v[f[0][0]:f[0][1]]) != userID || string(v[f[5][0]:f[5][1]]) != apiKeyID {
+		return sessiond.UserSession{}, false, nil
+	}
+	return sessiond.UserSession{ID: id, OpenTime: getTime(v[offOpen:]), RequestTime: getTime(v[offRequest:]),
+		ExpireTime: getTime(v[offExpire:])}, true, nil
+}
+
 // CloseExpired finds the dead sessions in the in-memory index and closes
 // each at the instant it died (sessiond.Session.Deadline), SweepBatch per
 // synced batch.

@@ -33,6 +33,9 @@ type userEntry struct {
 type userSet struct {
 	list []userEntry              // in reverse List order; nil once tree is set
 	tree *btree.BTreeG[userEntry] // in List order
+	// active counts the active sessions of the set, so that the per-user
+	// limit (Store.UserSessions) needs no walk for a user below it.
+	active int
 }
 
 // userListMax is the most sessions a userSet holds in its slice, where
@@ -125,6 +128,32 @@ func (x userIndex) after(dst []userEntry, user uint64, pivot userEntry, n int) [
 		dst = append(dst, s.list[i])
 	}
 	return dst
+}
+
+// activeCount returns how many active sessions the user hash has, those
+// of other users sharing the hash (and of every API key) included.
+func (x userIndex) activeCount(user uint64) int { return x[user].active }
+
+// addActive adds delta to the active count of a user hash that has a set.
+func (x userIndex) addActive(user uint64, delta int) {
+	if s, ok := x[user]; ok {
+		s.active += delta
+		x[user] = s
+	}
+}
+
+// each1 calls fn with every entry of one user hash.
+func (x userIndex) each1(user uint64, fn func(e userEntry)) {
+	s := x[user]
+	if s.tree != nil {
+		s.tree.Ascend(func(e userEntry) bool {
+			fn(e)
+			return true
+		})
+	}
+	for _, e := range s.list {
+		fn(e)
+	}
 }
 
 // each calls fn with every entry, user by user (for checks).

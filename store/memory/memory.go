@@ -18,7 +18,8 @@ import (
 type Store struct {
 	mu       sync.RWMutex
 	sessions map[string]*sessiond.Session
-	byToken  map[string]string // token hash -> id
+	byToken  map[string]string              // token hash -> id
+	byUser   map[string]map[string]struct{} // user_id -> ids of its active sessions
 	keys     map[string]*sessiond.APIKey
 }
 
@@ -29,6 +30,7 @@ func New() *Store {
 	return &Store{
 		sessions: make(map[string]*sessiond.Session),
 		byToken:  make(map[string]string),
+		byUser:   make(map[string]map[string]struct{}),
 		keys:     make(map[string]*sessiond.APIKey),
 	}
 }
@@ -50,7 +52,30 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 		s.byToken[string(sess.TokenHash)] = sess.ID
 	}
 	s.sessions[sess.ID] = sess.Clone()
+	s.addUser(sess)
 	return nil
+}
+
+// addUser and dropUser keep byUser; the caller holds mu for writing.
+func (s *Store) addUser(sess *sessiond.Session) {
+	if sess.UserID == "" || !sess.Active {
+		return
+	}
+	ids := s.byUser[sess.UserID]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		s.byUser[sess.UserID] = ids
+	}
+	ids[sess.ID] = struct{}{}
+}
+
+func (s *Store) dropUser(sess *sessiond.Session) {
+	if ids := s.byUser[sess.UserID]; ids != nil {
+		delete(ids, sess.ID)
+		if len(ids) == 0 {
+			delete(s.byUser, sess.UserID)
+		}
+	}
 }
 
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
@@ -88,6 +113,10 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 	}
 	next.ID, next.TokenHash = cur.ID, cur.TokenHash
 	s.sessions[id] = next
+	if next.UserID != cur.UserID || next.Active != cur.Active {
+		s.dropUser(cur)
+		s.addUser(next)
+	}
 	return next.Clone(), nil
 }
 
@@ -100,6 +129,7 @@ func (s *Store) Delete(ctx context.Context, id string) (*sessiond.Session, error
 	}
 	delete(s.sessions, id)
 	delete(s.byToken, string(sess.TokenHash))
+	s.dropUser(sess)
 	return sess, nil
 }
 
@@ -144,12 +174,32 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	return nil
 }
 
+func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]sessiond.UserSession, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := s.byUser[userID]
+	if len(ids) < min {
+		return nil, nil
+	}
+	out := make([]sessiond.UserSession, 0, len(ids))
+	for id := range ids {
+		if sess := s.sessions[id]; sess.Active && sess.APIKeyID == apiKeyID {
+			out = append(out, sessiond.UserSession{ID: id, OpenTime: sess.OpenTime, RequestTime: sess.RequestTime, ExpireTime: sess.ExpireTime})
+		}
+	}
+	if len(out) < min {
+		return nil, nil
+	}
+	return out, nil
+}
+
 func (s *Store) CloseExpired(ctx context.Context, now time.Time, idle time.Duration) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
 	for id, sess := range s.sessions {
 		if sess.Active && !sess.Alive(now, idle) {
+			s.dropUser(sess)
 			sessiond.ApplyClose(sess, sess.Deadline(idle), sessiond.ReasonExpired)
 			ids = append(ids, id)
 		}
@@ -165,6 +215,7 @@ func (s *Store) Purge(ctx context.Context, closedBefore time.Time) ([]string, er
 		if !sess.Active && sess.CloseTime.Before(closedBefore) {
 			delete(s.sessions, id)
 			delete(s.byToken, string(sess.TokenHash))
+			s.dropUser(sess)
 			ids = append(ids, id)
 		}
 	}

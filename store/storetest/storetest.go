@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.Store) {
 		{"Touch", testTouch},
 		{"CloseExpired", testCloseExpired},
 		{"CloseExpiredMany", testCloseExpiredMany},
+		{"UserSessions", testUserSessions},
 		{"Purge", testPurge},
 		{"PurgeMany", testPurgeMany},
 		{"APIKeys", testAPIKeys},
