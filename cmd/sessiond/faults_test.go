@@ -12,53 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"sessiond/internal/testfs"
 )
 
 // Tests of SPEC 10's faults on the real daemon process: a full disk.
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it when the test ends. The tests run as root: a failed mount fails the
-// test.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a tmpfs on %s (the fault tests need root): %v\n%s", dir, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v\n%s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk appends zeros to the file dir/ballast until about free bytes
-// are left free on dir's file system, and returns its path.
-func fillDisk(t *testing.T, dir string, free int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Join(dir, "ballast")
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if n := int64(st.Bavail)*st.Bsize - free; n > 0 {
-		if _, err := f.Write(make([]byte, n)); err != nil {
-			t.Fatalf("writing %d bytes of ballast: %v", n, err)
-		}
-	}
-	return name
-}
 
 // answer is one HTTP answer.
 type answer struct {
@@ -119,7 +81,7 @@ func checkPipUnavailable(t *testing.T, what string, a answer) {
 // themselves, and every acknowledged session is there after a restart.
 // Then the disk is filled again and SIGTERM must still stop the daemon.
 func TestFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, 64<<20)
+	dir := testfs.MountTmpfs(t, 64<<20)
 	d := startDaemon(t, dir)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -142,7 +104,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	rpcAuth := []string{"APIKey", key.Data.ID, "Secret", key.Data.Attributes.Secret}
 
-	ballast := fillDisk(t, dir, 6<<20)
+	ballast := testfs.FillDisk(t, dir, 6<<20)
 	data := strings.Repeat("x", 60_000)
 	var acked []string
 	var token string // of the first session, for the files API
@@ -224,7 +186,7 @@ func TestFullDisk(t *testing.T) {
 	// Full again, to the last byte: writes are refused within a megabyte
 	// of log (the daemon checks the free space that often), and SIGTERM
 	// stops the daemon within its drain time.
-	fillDisk(t, dir, 0)
+	testfs.FillDisk(t, dir, 0)
 	for i := 0; ; i++ {
 		a := call(t, c, http.MethodPost, d.public+"/v1/sessions/open_session", map[string]any{"user_id": "u", "data": data})
 		if a.status == http.StatusServiceUnavailable {
@@ -241,7 +203,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	// The files API, on the same full disk (the store's ballast freed
 	// above is filled too): the server's fault, 503.
-	fillDisk(t, dir, 0)
+	testfs.FillDisk(t, dir, 0)
 	a = call(t, c, http.MethodPut, d.public+"/api/v1/session/files/big.bin", data, "Xdata-Session-Token", token)
 	if a.status != http.StatusServiceUnavailable || !strings.Contains(string(a.body), `"code":"unavailable"`) {
 		t.Errorf("files PUT on a full disk: %d %s, want 503 unavailable", a.status, a.body)

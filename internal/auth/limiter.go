@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"sessiond"
 	"sessiond/internal/httpx"
@@ -217,7 +216,7 @@ func (l *Limiter) key(src string) sourceKey {
 		}
 		return sourceKey{addr: a}
 	}
-	return sourceKey{other: clip(src, 64)}
+	return sourceKey{other: httpx.Clip(src, 64)}
 }
 
 func (l *Limiter) shardOf(k sourceKey) *shard {
@@ -363,12 +362,12 @@ func (f *failureLog) failed(now time.Time, r *http.Request, src, user string, wa
 		return
 	}
 	f.lines++
-	attrs := []any{"api", f.api, "source", clip(src, maxLogged), "path", clip(r.URL.Path, maxLogged),
+	attrs := []any{"api", f.api, "source", httpx.Clip(src, maxLogged), "path", httpx.Clip(r.URL.Path, maxLogged),
 		"correlation_id", httpx.CorrelationID(r)}
 	if user != "" {
 		// slog's handlers quote a value holding spaces, quotes or control
 		// characters, so the clipped name cannot forge a line or field.
-		attrs = append(attrs, "user", clip(user, maxLogged))
+		attrs = append(attrs, "user", httpx.Clip(user, maxLogged))
 		if len(user) > maxLogged {
 			attrs = append(attrs, "user_bytes", len(user))
 		}
@@ -388,14 +387,3 @@ func (f *failureLog) refused(now time.Time) {
 	f.refusals++
 }
 
-// clip shortens s to at most n bytes, on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
-}

@@ -265,7 +265,7 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 			fh.ServeHTTP(w, r)
 		default:
 			if !apiRoute(w, r, cmd, rst, rpc) {
-				httpx.WriteJSON(w, http.StatusNotFound, "", map[string]string{"message": "no route for " + clip(p)})
+				httpx.WriteJSON(w, http.StatusNotFound, "", map[string]string{"message": "no route for " + httpx.Clip(p, 100)})
 			}
 		}
 	}), nil
@@ -339,7 +339,7 @@ func apiRoute(w http.ResponseWriter, r *http.Request, cmd, rst, rpc http.Handler
 	case strings.HasPrefix(p, "/api/"):
 		// Session files and gateway routes live here: their dialect.
 		gateway.WriteError(w, r, &sessiond.Error{Code: sessiond.ENOTFOUND,
-			Message: "no such route: " + clip(p) + " (session files are under " + filesPrefix + ")"})
+			Message: "no such route: " + httpx.Clip(p, 100) + " (session files are under " + filesPrefix + ")"})
 	default:
 		return false
 	}
@@ -359,13 +359,6 @@ func trustedRoute(w http.ResponseWriter, r *http.Request, cmd, rst http.Handler)
 		return false
 	}
 	return true
-}
-
-func clip(s string) string {
-	if len(s) > 100 {
-		return strings.ToValidUTF8(s[:100], "") + "..."
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // filesPrefix is where the session files API is served.

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"sessiond"
 )
@@ -379,3 +380,17 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Clip shortens s to at most n bytes, on a rune boundary, marking a cut
+// with "...", and replaces invalid UTF-8 with U+FFFD: a client's text made
+// safe to quote in a message or a log line.
+func Clip(s string, n int) string {
+	if len(s) > n {
+		i := n
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "..."
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

@@ -13,7 +13,6 @@ package piperr
 import (
 	"errors"
 	"net/http"
-	"unicode/utf8"
 
 	"sessiond"
 	"sessiond/internal/httpx"
@@ -112,22 +111,12 @@ func MethodNotAllowedHandler(allow string) http.HandlerFunc {
 
 // Clip shortens client input quoted in a message to at most 100 bytes, so
 // that an error never echoes a large input back.
-func Clip(s string) string { return clip(s, 100) }
+func Clip(s string) string { return httpx.Clip(s, 100) }
 
 // maxMessage bounds every message: some quote ids that come from the
 // client and may be long.
 const maxMessage = 500
 
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
-}
 
 // MethodNotAllowed is the 405 answer to a method the route does not take.
 // The caller sets the Allow header.
@@ -192,7 +181,7 @@ func Describe(err error, correlationID string) Description {
 		Category:      category,
 		Code:          code,
 		Status:        status,
-		Message:       clip(sessiond.ErrorMessage(err), maxMessage),
+		Message:       httpx.Clip(sessiond.ErrorMessage(err), maxMessage),
 		CorrelationID: correlationID,
 		Details:       sessiond.ErrorDetails(err),
 	}

@@ -4,56 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"sessiond"
+	"sessiond/internal/testfs"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it when the test ends. The tests run as root: a failed mount fails the
-// test.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a tmpfs on %s (the fault tests need root): %v\n%s", dir, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v\n%s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file of zeros that leaves about free bytes free on the
-// file system of dir, and returns its path.
-func fillDisk(t *testing.T, dir string, free int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	avail := int64(st.Bavail) * st.Bsize
-	name := filepath.Join(dir, "ballast")
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if n := avail - free; n > 0 {
-		if _, err := f.Write(make([]byte, n)); err != nil {
-			t.Fatalf("writing %d bytes of ballast: %v", n, err)
-		}
-	}
-	return name
-}
 
 // bigSession is a session with 60 KB of data.
 func bigSession(i int) *sessiond.Session {
@@ -68,7 +26,7 @@ func bigSession(i int) *sessiond.Session {
 // freed writes resume by themselves, and every acknowledged write is
 // there after a reopen.
 func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
-	dir := mountTmpfs(t, 48<<20)
+	dir := testfs.MountTmpfs(t, 48<<20)
 	opts := Options{OnFatal: func(msg string) { t.Errorf("pebble found a fatal error: %s", msg) }}
 	s, err := Open(dir, opts)
 	if err != nil {
@@ -76,7 +34,7 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	}
 	defer func() { s.Close() }()
 	ctx := t.Context()
-	ballast := fillDisk(t, dir, 12<<20)
+	ballast := testfs.FillDisk(t, dir, 12<<20)
 
 	var acked []*sessiond.Session
 	var refused error
@@ -150,13 +108,13 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 // ballast is needed) and checks that Close returns, promptly and with the
 // acknowledged writes kept, while the disk is full.
 func TestFullDiskClose(t *testing.T) {
-	dir := mountTmpfs(t, 48<<20)
+	dir := testfs.MountTmpfs(t, 48<<20)
 	opts := Options{OnFatal: func(msg string) { t.Errorf("pebble found a fatal error: %s", msg) }}
 	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ballast := fillDisk(t, dir, 0)
+	ballast := testfs.FillDisk(t, dir, 0)
 	var acked []*sessiond.Session
 	for i := 0; ; i++ {
 		sess := bigSession(i)
