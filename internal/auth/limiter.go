@@ -386,4 +386,3 @@ func (f *failureLog) refused(now time.Time) {
 	f.report(now)
 	f.refusals++
 }
-

@@ -117,7 +117,6 @@ func Clip(s string) string { return httpx.Clip(s, 100) }
 // client and may be long.
 const maxMessage = 500
 
-
 // MethodNotAllowed is the 405 answer to a method the route does not take.
 // The caller sets the Allow header.
 func MethodNotAllowed(method string) error {
