@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"sessiond"
 	"sessiond/internal/clock"
 	"sessiond/internal/httpx"
+	"sessiond/internal/httpx/httpxtest"
 	"sessiond/store/memory"
 )
 
@@ -35,25 +35,8 @@ type testEnv struct {
 	h     http.Handler
 	a, b  apiKey
 
-	logs    *syncBuffer
+	logs    *httpxtest.LogBuffer
 	secrets []string // every secret and token handed out, checked against logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newEnv builds an environment over a memory store.
@@ -64,7 +47,7 @@ func newEnv(t testing.TB, opts Options) *testEnv {
 
 func newEnvStore(t testing.TB, store sessiond.Store, opts Options) *testEnv {
 	t.Helper()
-	e := &testEnv{clk: clock.NewFake(t0), store: store, logs: &syncBuffer{}}
+	e := &testEnv{clk: clock.NewFake(t0), store: store, logs: &httpxtest.LogBuffer{}}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = sessiond.NewService(store, e.clk, sessiond.Config{}, log)
 	e.h = httpx.Middleware(log, New(e.svc, opts))

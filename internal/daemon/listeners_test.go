@@ -13,13 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"sessiond"
 	"sessiond/admin"
 	"sessiond/config"
+	"sessiond/internal/httpx/httpxtest"
 	"sessiond/internal/testcert"
 	"sessiond/store/memory"
 )
@@ -33,24 +33,7 @@ func testConfig(t testing.TB) config.Config {
 	return cfg
 }
 
-// syncBuffer is a log destination the test reads while the daemon writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
+// httpxtest.LogBuffer is a log destination the test reads while the daemon writes.
 func openMain(t *testing.T, cfg config.Config, log io.Writer) *Main {
 	t.Helper()
 	level := new(slog.LevelVar)
@@ -93,7 +76,7 @@ func TestTrustedAPIsRefusedOnPublicAddress(t *testing.T) {
 	t.Run("allowed, with a warning", func(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Listen, cfg.AllowPublicTrustedAPIs = "0.0.0.0:0", true
-		var log syncBuffer
+		var log httpxtest.LogBuffer
 		openMain(t, cfg, &log)
 		if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "allow-public-trusted-apis") {
 			t.Errorf("no warning in the log:\n%s", log.String())
@@ -215,7 +198,7 @@ func TestTLSEveryListenerAndReload(t *testing.T) {
 	cfg.TLSCert, cfg.TLSKey = files["public"][0], files["public"][1]
 	cfg.InternalTLSCert, cfg.InternalTLSKey = files["internal"][0], files["internal"][1]
 	cfg.AdminTLSCert, cfg.AdminTLSKey = files["admin"][0], files["admin"][1]
-	var log syncBuffer
+	var log httpxtest.LogBuffer
 	m := openMain(t, cfg, &log)
 	urls := map[string]string{
 		"public":   "https://" + m.PublicAddr() + "/nope",
@@ -272,7 +255,7 @@ func TestReloadGatewayAndLogLevel(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg.Gateway = []string{"/api/=" + a.URL}
-	var log syncBuffer
+	var log httpxtest.LogBuffer
 	m := openMain(t, cfg, &log)
 	pub := "http://" + m.PublicAddr()
 	_, token, err := m.Service.Open(context.Background(), sessiond.OpenRequest{UserID: "u"})
@@ -343,7 +326,7 @@ func (s *hangingStore) Close() error {
 func TestCloseIsBounded(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.DrainTimeout = 500 * time.Millisecond
-	var log syncBuffer
+	var log httpxtest.LogBuffer
 	st := &hangingStore{Store: memory.New(), closing: make(chan struct{})}
 	m := &Main{Config: cfg, Stdout: io.Discard, AdminPassword: "pw", Store: st, Log: NewLogger(cfg, &log, new(slog.LevelVar))}
 	if err := m.Open(); err != nil {
@@ -370,7 +353,7 @@ func TestCloseIsBounded(t *testing.T) {
 func TestReloadAdminUsers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AdminUsers = map[string]string{"ops": "old-password"}
-	var log syncBuffer
+	var log httpxtest.LogBuffer
 	m := openMain(t, cfg, &log)
 	get := func(user, password string) int {
 		t.Helper()

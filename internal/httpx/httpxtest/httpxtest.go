@@ -2,8 +2,10 @@
 package httpxtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http/httptest"
+	"sync"
 	"testing"
 )
 
@@ -22,4 +24,23 @@ func DecodeAs[T any](t testing.TB, w *httptest.ResponseRecorder, status int) T {
 		t.Fatalf("decoding %s: %v", w.Body, err)
 	}
 	return v
+}
+
+// LogBuffer collects what a logger writes, safe for the concurrent writes
+// of a running server and the test's reads.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *LogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *LogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
