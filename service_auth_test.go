@@ -67,16 +67,28 @@ func TestAuthenticateManyUnknownKeys(t *testing.T) {
 	}
 }
 
-// The key cache keeps revocation working: revoked here, at once; revoked
-// by another instance, once the cache period has passed.
+// sharedStore is a store that two Services share as two instances would,
+// with one stream between them.
+type sharedStore struct {
+	sessiond.Store
+	stream sessiond.Stream
+}
+
+func (s sharedStore) Stream() sessiond.Stream { return s.stream }
+
+// The key cache keeps revocation working: revoked here or by another
+// instance on the same stream, at once; by an instance whose event never
+// arrived, once the cache period has passed on the service's clock.
 func TestAuthenticateRevokedKeyCached(t *testing.T) {
-	store := &countingStore{Store: memory.New()}
-	ttl := 50 * time.Millisecond
+	store := sharedStore{&countingStore{Store: memory.New()}, sessiond.NewLocalStream("test")}
+	ttl := 5 * time.Second
 	e := newEnvOver(t, store, sessiond.Config{APIKeyCacheTTL: ttl})
 	other := sessiond.NewService(store, e.clk, sessiond.Config{APIKeyCacheTTL: ttl}, nil)
+	deaf := sessiond.NewService(store.Store, e.clk, sessiond.Config{APIKeyCacheTTL: ttl}, nil) // its own stream
 	a, secretA := e.createKey(t, "a")
 	b, secretB := e.createKey(t, "b")
-	for _, c := range []sessiond.Credentials{{APIKey: a.ID, Secret: secretA}, {APIKey: b.ID, Secret: secretB}} {
+	c, secretC := e.createKey(t, "c")
+	for _, c := range []sessiond.Credentials{{APIKey: a.ID, Secret: secretA}, {APIKey: b.ID, Secret: secretB}, {APIKey: c.ID, Secret: secretC}} {
 		e.authenticate(t, c) // cached
 	}
 
@@ -89,16 +101,46 @@ func TestAuthenticateRevokedKeyCached(t *testing.T) {
 	if err := other.RevokeAPIKey(t.Context(), b.ID); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := e.svc.Authenticate(t.Context(), sessiond.Credentials{APIKey: b.ID, Secret: secretB})
-		if sessiond.ErrorCode(err) == sessiond.EUNAUTHORIZED {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the key revoked by another instance still works after 10 s (cache TTL %v): %v", ttl, err)
-		}
-		time.Sleep(ttl / 5)
+	_, err = e.svc.Authenticate(t.Context(), sessiond.Credentials{APIKey: b.ID, Secret: secretB})
+	wantCode(t, "the key revoked by another instance", err, sessiond.EUNAUTHORIZED)
+
+	if err := deaf.RevokeAPIKey(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.authenticate(t, sessiond.Credentials{APIKey: c.ID, Secret: secretC}) // not told: cached
+	e.clk.Add(ttl)
+	_, err = e.svc.Authenticate(t.Context(), sessiond.Credentials{APIKey: c.ID, Secret: secretC})
+	wantCode(t, "the key revoked untold, after the cache period", err, sessiond.EUNAUTHORIZED)
+}
+
+// While the stream is lost, nothing is served from the key cache: every
+// lookup reads the store; once it has resumed, the cache serves again.
+func TestAPIKeyCacheReadsThroughWhileStreamLost(t *testing.T) {
+	counting := &countingStore{Store: memory.New()}
+	stream := sessiond.NewLocalStream("test")
+	e := newEnvOver(t, sharedStore{counting, stream}, sessiond.Config{})
+	k, secret := e.createKey(t, "k")
+	cred := sessiond.Credentials{APIKey: k.ID, Secret: secret}
+	e.authenticate(t, cred)
+	before := counting.keyReads.Load()
+	e.authenticate(t, cred)
+	if n := counting.keyReads.Load() - before; n != 0 {
+		t.Fatalf("cached key read the store %d times", n)
+	}
+	stream.Deliver([]sessiond.Event{{Kind: sessiond.EventLost}})
+	before = counting.keyReads.Load()
+	for range 3 {
+		e.authenticate(t, cred)
+	}
+	if n := counting.keyReads.Load() - before; n != 3 {
+		t.Errorf("while lost: %d store reads for 3 lookups, want 3", n)
+	}
+	stream.Deliver([]sessiond.Event{{Kind: sessiond.EventResumed}})
+	e.authenticate(t, cred)
+	before = counting.keyReads.Load()
+	e.authenticate(t, cred)
+	if n := counting.keyReads.Load() - before; n != 0 {
+		t.Errorf("after resumed: %d store reads, want 0", n)
 	}
 }
 

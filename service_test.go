@@ -1264,6 +1264,7 @@ func TestTokenMethodsUnknownAndEmptyToken(t *testing.T) {
 
 func TestConnections(t *testing.T) {
 	e := newEnv(t, sessiond.Config{})
+	ctx := t.Context()
 	sess, _ := e.open(t, sessiond.OpenRequest{})
 	other, _ := e.open(t, sessiond.OpenRequest{})
 
@@ -1271,33 +1272,70 @@ func TestConnections(t *testing.T) {
 	e.clk.Add(time.Second)
 	e.svc.RecordConnection(sess.ID, "alpha", 1, 2, true)
 	e.clk.Add(time.Second)
-	e.svc.RecordConnection(sess.ID, "zeta", 5, 50, true)
+	e.svc.RecordConnection(sess.ID, "zeta", 2, 20, true)
 	e.svc.RecordConnection(other.ID, "alpha", 7, 7, false)
-
+	connections := func(id string) []sessiond.ConnStat {
+		t.Helper()
+		got, err := e.svc.Connections(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	// Before the flush (pending only), after it (stored only), and with
+	// both: the same sums.
 	want := []sessiond.ConnStat{
 		{Service: "alpha", Requests: 1, Reads: 1, Writes: 2, Errors: 1, LastUsed: t0.Add(time.Second)},
-		{Service: "zeta", Requests: 2, Reads: 15, Writes: 150, Errors: 1, LastUsed: t0.Add(2 * time.Second)},
+		{Service: "zeta", Requests: 2, Reads: 12, Writes: 120, Errors: 1, LastUsed: t0.Add(2 * time.Second)},
 	}
-	got := e.svc.Connections(sess.ID)
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Connections =\n%+v\nwant\n%+v", got, want)
+	if got := connections(sess.ID); !reflect.DeepEqual(got, want) {
+		t.Errorf("Connections before the flush =\n%+v\nwant\n%+v", got, want)
 	}
+	if err := e.svc.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := connections(sess.ID); !reflect.DeepEqual(got, want) {
+		t.Errorf("Connections after the flush =\n%+v\nwant\n%+v", got, want)
+	}
+	stored, err := e.svc.Store().ConnStats(ctx, sess.ID)
+	if err != nil || !reflect.DeepEqual(stored, want) {
+		t.Errorf("the store holds %+v (%v), want %+v", stored, err, want)
+	}
+	e.clk.Add(time.Second)
+	e.svc.RecordConnection(sess.ID, "zeta", 3, 30, false)
+	want[1] = sessiond.ConnStat{Service: "zeta", Requests: 3, Reads: 15, Writes: 150, Errors: 1, LastUsed: t0.Add(3 * time.Second)}
+	if got := connections(sess.ID); !reflect.DeepEqual(got, want) {
+		t.Errorf("Connections stored and pending =\n%+v\nwant\n%+v", got, want)
+	}
+	got := connections(sess.ID)
 	got[0].Requests = 99 // a copy: must not change the service's count
-	if again := e.svc.Connections(sess.ID); !reflect.DeepEqual(again, want) {
+	if again := connections(sess.ID); !reflect.DeepEqual(again, want) {
 		t.Errorf("changing the returned slice changed the statistics: %+v", again)
 	}
-	if got := e.svc.Connections("0123456789abcdef0123456789abcdef"); got == nil || len(got) != 0 {
-		t.Errorf("Connections(unknown) = %#v, want an empty, non-nil slice", got)
+	if got := connections("0123456789abcdef0123456789abcdef"); len(got) != 0 {
+		t.Errorf("Connections(unknown) = %#v, want none", got)
 	}
 }
 
-func TestConnectionsForgottenWhenSessionEnds(t *testing.T) {
+// Statistics outlive the session's close (operators read them), and go
+// with the session when it is deleted or purged.
+func TestConnectionsAfterTheSessionEnds(t *testing.T) {
 	tests := []struct {
 		name string
 		end  func(t *testing.T, e *env, id, keyID string)
+		kept bool
 	}{
-		{name: "closed", end: func(t *testing.T, e *env, id, keyID string) {
+		{name: "closed", kept: true, end: func(t *testing.T, e *env, id, keyID string) {
 			if _, err := e.svc.CloseSession(t.Context(), id, sessiond.ReasonClosed); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "expired", kept: true, end: func(t *testing.T, e *env, id, keyID string) {
+			e.clk.Add(2 * time.Hour)
+			e.svc.Sweep(t.Context())
+		}},
+		{name: "revoked", kept: true, end: func(t *testing.T, e *env, id, keyID string) {
+			if err := e.svc.RevokeAPIKey(t.Context(), keyID); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -1306,28 +1344,33 @@ func TestConnectionsForgottenWhenSessionEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{name: "expired", end: func(t *testing.T, e *env, id, keyID string) {
+		{name: "purged", end: func(t *testing.T, e *env, id, keyID string) {
 			e.clk.Add(2 * time.Hour)
 			e.svc.Sweep(t.Context())
-		}},
-		{name: "revoked", end: func(t *testing.T, e *env, id, keyID string) {
-			if err := e.svc.RevokeAPIKey(t.Context(), keyID); err != nil {
-				t.Fatal(err)
-			}
+			e.clk.Add(8 * 24 * time.Hour)
+			e.svc.Sweep(t.Context())
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, sessiond.Config{IdleTimeout: time.Hour})
+			ctx := t.Context()
 			k, _ := e.createKey(t, "k")
 			sess, _ := e.open(t, sessiond.OpenRequest{APIKeyID: k.ID})
 			e.svc.RecordConnection(sess.ID, "svc", 1, 1, false)
-			if got := len(e.svc.Connections(sess.ID)); got != 1 {
-				t.Fatalf("Connections before the end: %d, want 1", got)
+			if err := e.svc.Flush(ctx); err != nil {
+				t.Fatal(err)
 			}
 			tt.end(t, e, sess.ID, k.ID)
-			if got := e.svc.Connections(sess.ID); len(got) != 0 {
-				t.Errorf("Connections after the session ended = %+v, want none", got)
+			got, err := e.svc.Connections(ctx, sess.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.kept && len(got) != 1 {
+				t.Errorf("Connections after the session ended = %+v, want the one", got)
+			}
+			if !tt.kept && len(got) != 0 {
+				t.Errorf("Connections after the session went = %+v, want none", got)
 			}
 		})
 	}

@@ -194,14 +194,46 @@ type UserSession struct {
 
 // UpdateFunc changes a session inside an engine's atomic read-modify-write.
 // Returning an error aborts the change for this session only.
+//
+// An engine may call it more than once for one Update (a shared engine
+// retries when another instance changed the session in between), so it
+// must be pure: it depends only on its argument and on values fixed
+// before Update was called, and it changes nothing but its argument.
+// What it decides (for example "this call closed the session") is read
+// from the last call, the one whose result was stored.
 type UpdateFunc func(s *Session) error
 
+// ConnDelta is what gateway requests added to one session's statistics of
+// one upstream service since the last flush.
+type ConnDelta struct {
+	SessionID string
+	Service   string
+	Requests  int64
+	Reads     int64
+	Writes    int64
+	Errors    int64
+	LastUsed  time.Time
+}
+
 // Store is what every storage engine implements. Engines store, index,
-// filter, page and notify; every rule lives in Service.
+// filter and page; every rule lives in Service, and every change is told
+// by the Service on the event stream (Stream), not by the engine.
 //
 // All methods are safe for concurrent use. A method returns only after its
 // write is durable by the engine's standard (on disk for the embedded
-// engine, committed for PostgreSQL, acknowledged for Redis).
+// engine, committed for PostgreSQL, acknowledged for Redis). Several
+// instances may share one store (an engine that is shared implements
+// Streamer): then every method must be safe against the same calls from
+// other processes (the sweep runs on each instance at once), and a store
+// that cannot be reached answers EUNAVAILABLE within a bounded time.
+//
+// Listing scales with the page, not with the store: an engine answers
+// List from an index in its order (OpenTime descending, then ID) and
+// reads only the sessions of the window it returns, plus the index
+// entries it skips; Total is counted from indexes. At 1,000,000 sessions a
+// page costs what a page costs at a thousand, plus the skip and the count.
+// Every listing of every dialect (Pip.Services get_sessions with
+// skip/take/total, REST by user, the admin listing) is a List.
 type Store interface {
 	// Create stores a new session. ECONFLICT if the id or token hash exists.
 	Create(ctx context.Context, s *Session) error
@@ -239,6 +271,16 @@ type Store interface {
 	// Purge deletes closed sessions whose CloseTime is before the given time
 	// and returns their ids.
 	Purge(ctx context.Context, closedBefore time.Time) ([]string, error)
+
+	// AddConnStats adds each delta to the stored gateway statistics of its
+	// session and service (LastUsed: the later of the two), creating them
+	// as needed. Deltas of sessions that do not exist are dropped. The
+	// Service calls it with a batch every TouchInterval, never per request.
+	// Delete and Purge remove a session's statistics with it.
+	AddConnStats(ctx context.Context, deltas []ConnDelta) error
+	// ConnStats returns the stored statistics of a session, one per
+	// service, ordered by service; none (not an error) if there are none.
+	ConnStats(ctx context.Context, sessionID string) ([]ConnStat, error)
 
 	// CreateAPIKey stores a new key. ECONFLICT if the id exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error

@@ -297,7 +297,7 @@ func TestAPIKeyAuthHasNoSession(t *testing.T) {
 	if got, want := got.Get("Authorization"), "Basic dXNlcjpwYXNz"; got != want {
 		t.Errorf("Authorization: got %q, want %q", got, want)
 	}
-	if c := e.svc.Connections(sid); len(c) != 0 {
+	if c, _ := e.svc.Connections(context.Background(), sid); len(c) != 0 {
 		t.Errorf("connections of the key's session: got %+v, want none", c)
 	}
 }
@@ -558,7 +558,7 @@ func TestLargeBodiesStreamIntactAndAreCounted(t *testing.T) {
 			if s := sha256.Sum256(got); s != respSum {
 				t.Errorf("response body at the client: got sha256 %x (%d bytes), want %x", s, len(got), respSum)
 			}
-			stats := e.svc.Connections(sid)
+			stats := mustConnections(t, e.svc, sid)
 			if len(stats) != 1 {
 				t.Fatalf("connections: got %+v, want one", stats)
 			}
@@ -650,7 +650,7 @@ func TestUpstreamDownIs502(t *testing.T) {
 	if strings.Contains(string(body), addr) {
 		t.Errorf("the answer reveals the upstream address: %s", body)
 	}
-	if st := e.svc.Connections(sid); len(st) != 1 || st[0].Errors != 1 || st[0].Requests != 1 {
+	if st := mustConnections(t, e.svc, sid); len(st) != 1 || st[0].Errors != 1 || st[0].Requests != 1 {
 		t.Errorf("connections: got %+v, want 1 request, 1 error", st)
 	}
 }
@@ -668,7 +668,7 @@ func TestSlowUpstreamIs504(t *testing.T) {
 	_, _, sid, token := e.key(t)
 	resp, body := do(t, "GET", e.srv.URL+prefix+"slow", map[string]string{"Xdata-Session-Token": token}, nil)
 	checkError(t, resp, body, http.StatusGatewayTimeout, gateway.CodeGatewayTimeout)
-	if st := e.svc.Connections(sid); len(st) != 1 || st[0].Errors != 1 {
+	if st := mustConnections(t, e.svc, sid); len(st) != 1 || st[0].Errors != 1 {
 		t.Errorf("connections: got %+v, want 1 error", st)
 	}
 }
@@ -911,4 +911,13 @@ func TestStoreUnavailableIs503(t *testing.T) {
 	if !strings.Contains(string(body), "disk is full") || !strings.Contains(string(body), `"code":"unavailable"`) {
 		t.Errorf("body %s, want the reason and data.code unavailable", body)
 	}
+}
+
+func mustConnections(t *testing.T, svc *sessiond.Service, sid string) []sessiond.ConnStat {
+	t.Helper()
+	st, err := svc.Connections(context.Background(), sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

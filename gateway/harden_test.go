@@ -268,7 +268,7 @@ func TestBrokenRequestBodyIs400(t *testing.T) {
 	resp.Body.Close()
 	checkError(t, resp, body, 400, gateway.CodeInvalidParams)
 
-	stats := e.svc.Connections(sid)
+	stats := mustConnections(t, e.svc, sid)
 	if len(stats) != 1 || stats[0].Requests != 1 || stats[0].Errors != 0 {
 		t.Errorf("connections: got %+v, want one request and no error", stats)
 	}

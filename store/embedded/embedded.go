@@ -148,6 +148,7 @@ type Store struct {
 	ids     [numStripes]stripe // by session id: every write of a session
 	tokens  [numStripes]stripe // by token hash: Create's uniqueness check
 	keyLock sync.Mutex         // API key writes
+	stats   *statIndex         // which sessions have gateway statistics
 
 	// life guards closing against operations: each operation holds it
 	// shared while it runs, Close holds it exclusively.
@@ -269,7 +270,10 @@ func (s *Store) initialize() error {
 			return fmt.Errorf("unsupported data format %q (this version reads %d to %d)", got, formatVersionTokens, formatVersion)
 		}
 	}
-	s.mem, err = loadMemIndex(s.db, s.seed)
+	if s.mem, err = loadMemIndex(s.db, s.seed); err != nil {
+		return err
+	}
+	s.stats, err = loadStatIndex(s.db)
 	return err
 }
 

@@ -6,6 +6,7 @@ package embedded
 //	m format  -> formatVersion
 //	s id      -> session record
 //	k id      -> API key record
+//	c id 0 service -> gateway statistics (stats.go)
 //
 // A Create writes one key: keys per write are what pebble's CPU cost grows
 // with (each is a skiplist insert of a random key into the memtable, a
@@ -17,6 +18,7 @@ const (
 	kindMeta    = 'm'
 	kindSession = 's'
 	kindAPIKey  = 'k'
+	kindStats   = 'c'
 
 	// kindLegacyToken keys (t token_hash -> id) were the token index of
 	// format 2, and kindLegacyUser keys (u user revTime(open_time) id) the

@@ -256,13 +256,14 @@ func (s *Store) Delete(ctx context.Context, id string) (*sessiond.Session, error
 		return nil, notFound("session", id)
 	}
 	b := s.db.NewBatch()
-	if err := removeSession(b, cur); err != nil {
+	if err := errors.Join(removeSession(b, cur), s.removeStats(b, id)); err != nil {
 		b.Close()
 		return nil, sessiond.Internal(err)
 	}
 	if err := s.commit(b, true); err != nil {
 		return nil, err
 	}
+	s.forgetStats(id)
 	s.mem.update(func(m *memIndex) { m.drop(itemOf(cur), cur.TokenHash) })
 	s.cache.drop(id)
 	return cur, nil
@@ -563,7 +564,7 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 		}
 		c := change{old: itemOf(cur)}
 		if next == nil {
-			err = removeSession(b, cur)
+			err = errors.Join(removeSession(b, cur), s.removeStats(b, id))
 			c.token = cur.TokenHash
 		} else {
 			_, err = putSession(b, next)
@@ -586,6 +587,11 @@ func (s *Store) sweepChunk(ids []string, fn func(cur *sessiond.Session) (*sessio
 	}
 	for _, id := range changed {
 		s.cache.drop(id)
+	}
+	for _, c := range changes {
+		if c.next == nil {
+			s.forgetStats(c.old.id)
+		}
 	}
 	s.mem.update(func(m *memIndex) {
 		for _, c := range changes {

@@ -21,6 +21,7 @@ type Store struct {
 	byToken  map[string]string              // token hash -> id
 	byUser   map[string]map[string]struct{} // user_id -> ids of its active sessions
 	keys     map[string]*sessiond.APIKey
+	stats    map[string][]sessiond.ConnStat // session id -> by service, ordered
 }
 
 var _ sessiond.Store = (*Store)(nil)
@@ -32,6 +33,7 @@ func New() *Store {
 		byToken:  make(map[string]string),
 		byUser:   make(map[string]map[string]struct{}),
 		keys:     make(map[string]*sessiond.APIKey),
+		stats:    make(map[string][]sessiond.ConnStat),
 	}
 }
 
@@ -129,6 +131,7 @@ func (s *Store) Delete(ctx context.Context, id string) (*sessiond.Session, error
 	}
 	delete(s.sessions, id)
 	delete(s.byToken, string(sess.TokenHash))
+	delete(s.stats, id)
 	s.dropUser(sess)
 	return sess, nil
 }
@@ -215,6 +218,7 @@ func (s *Store) Purge(ctx context.Context, closedBefore time.Time) ([]string, er
 		if !sess.Active && sess.CloseTime.Before(closedBefore) {
 			delete(s.sessions, id)
 			delete(s.byToken, string(sess.TokenHash))
+			delete(s.stats, id)
 			s.dropUser(sess)
 			ids = append(ids, id)
 		}
@@ -269,6 +273,23 @@ func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
 	}
 	delete(s.keys, id)
 	return nil
+}
+
+func (s *Store) AddConnStats(ctx context.Context, deltas []sessiond.ConnDelta) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range deltas {
+		if _, ok := s.sessions[d.SessionID]; ok {
+			s.stats[d.SessionID] = sessiond.AddConnDelta(s.stats[d.SessionID], d)
+		}
+	}
+	return nil
+}
+
+func (s *Store) ConnStats(ctx context.Context, sessionID string) ([]sessiond.ConnStat, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.stats[sessionID]), nil
 }
 
 func (s *Store) Ping(ctx context.Context) error { return nil }
