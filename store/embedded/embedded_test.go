@@ -50,13 +50,13 @@ func TestConformance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) sessiond.Store {
+			storetest.Run(t, storetest.Engine{New: func(t *testing.T) sessiond.Store {
 				s, err := Open(t.TempDir(), tt.opts)
 				if err != nil {
 					t.Fatalf("Open: %v", err)
 				}
 				return checkedStore{s, t}
-			})
+			}})
 		})
 	}
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) sessiond.Store { return memory.New() })
+	storetest.Run(t, storetest.Engine{New: func(t *testing.T) sessiond.Store { return memory.New() }})
 }

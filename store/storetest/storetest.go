@@ -1,9 +1,12 @@
 // Package storetest is the conformance suite of sessiond.Store. Every
-// engine's tests call Run with a constructor of fresh, empty stores:
+// engine's tests call Run, once, with how to make its stores:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) sessiond.Store { return memory.New() })
+//		storetest.Run(t, storetest.Engine{New: func(t *testing.T) sessiond.Store { return memory.New() }})
 //	}
+//
+// Run covers the Store contract on one handle, and then the service over
+// two handles on one store, as two instances share it (two.go).
 //
 // The suite uses fixed times only (no wall clock, no sleeps), millisecond
 // precision (that of every wire format) and UTC. It compares times with
@@ -26,9 +29,22 @@ import (
 	"sessiond"
 )
 
-// Run runs the whole suite. newStore must return a fresh, empty store for
-// the test it is given; Run closes it when that test ends.
-func Run(t *testing.T, newStore func(t *testing.T) sessiond.Store) {
+// Engine tells Run how to make an engine's stores.
+type Engine struct {
+	// New returns a fresh, empty store for the test it is given; Run
+	// closes it when that test ends.
+	New func(t *testing.T) sessiond.Store
+	// Reopen returns a second handle on the store s that New returned, as
+	// a second instance opens it: its own connections and, for a shared
+	// engine (sessiond.Streamer), its own stream. Run closes it. Nil for
+	// an engine that one process holds alone (embedded, memory): the
+	// second instance then shares the handle and an in-process stream.
+	Reopen func(t *testing.T, s sessiond.Store) sessiond.Store
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, e Engine) {
+	newStore := e.New
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s sessiond.Store)
