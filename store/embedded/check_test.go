@@ -55,6 +55,7 @@ func checkConsistency(s *Store) error {
 		// active sessions per user hash
 		activeUsers = map[uint64]int{}
 		stored      = map[string]*sessiond.Session{}
+		statKeys    [][2]string
 		items       = map[item]bool{}
 		ids         = map[uint64]int{}      // sessions per id hash
 		tokens      = map[uint64][]string{} // ids per token hash's hash
@@ -91,12 +92,37 @@ func checkConsistency(s *Store) error {
 			errs = append(errs, fmt.Errorf("user index key of format 3 %x", k))
 		case kindLegacyToken:
 			errs = append(errs, fmt.Errorf("token index key of format 2 %x", k))
+		case kindStats:
+			id, svc, _ := bytes.Cut(k[1:], []byte{0})
+			statKeys = append(statKeys, [2]string{string(id), string(svc)})
+			if _, err := decodeStat(string(svc), v); err != nil {
+				errs = append(errs, err)
+			}
 		default:
 			errs = append(errs, fmt.Errorf("key of unknown kind %x", k))
 		}
 	}
 	if err := iter.Error(); err != nil {
 		return err
+	}
+	// Statistics: each of a stored session, each in the in-memory index,
+	// and the index holds no more.
+	indexed := 0
+	s.stats.mu.Lock()
+	for _, svcs := range s.stats.m {
+		indexed += len(svcs)
+	}
+	for _, sk := range statKeys {
+		if stored[sk[0]] == nil {
+			errs = append(errs, fmt.Errorf("statistics of session %s, which does not exist", sk[0]))
+		}
+		if !slices.Contains(s.stats.m[sk[0]], sk[1]) {
+			errs = append(errs, fmt.Errorf("statistics of session %s, service %q missing in memory", sk[0], sk[1]))
+		}
+	}
+	s.stats.mu.Unlock()
+	if indexed != len(statKeys) {
+		errs = append(errs, fmt.Errorf("in-memory statistics index: %d entries, want %d", indexed, len(statKeys)))
 	}
 	s.mem.mu.RLock()
 	s.mem.users.each(func(user uint64, e userEntry) {

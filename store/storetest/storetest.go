@@ -66,6 +66,7 @@ func Run(t *testing.T, e Engine) {
 		{"Purge", testPurge},
 		{"PurgeMany", testPurgeMany},
 		{"APIKeys", testAPIKeys},
+		{"ConnStats", testConnStats},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Ping", testPing},
@@ -81,6 +82,7 @@ func Run(t *testing.T, e Engine) {
 			tt.fn(t, s)
 		})
 	}
+	runTwo(t, e)
 }
 
 // T0 is the base of every time in the suite.
