@@ -451,6 +451,38 @@ func (s *Service) CloseSession(ctx context.Context, id, reason string) (*Session
 	return sess, nil
 }
 
+// CloseAfter closes the session ttl from now: at once when ttl is 0
+// (CloseSession with reason), else by moving its expire_time to now+ttl if
+// that is sooner, so that it expires then (reason expired), on every
+// instance. A closed session is returned unchanged.
+func (s *Service) CloseAfter(ctx context.Context, id string, ttl time.Duration, reason string) (*Session, error) {
+	if ttl <= 0 {
+		return s.CloseSession(ctx, id, reason)
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	end := now.Add(ttl)
+	changed := false
+	sess, err := s.store.Update(ctx, id, func(sess *Session) error {
+		changed = false
+		if !sess.Active || (!sess.ExpireTime.IsZero() && !sess.ExpireTime.After(end)) {
+			return ErrUnchanged
+		}
+		sess.ExpireTime = end
+		changed = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		s.publish(ctx, Event{Kind: EventChanged, SessionID: id, APIKeyID: sess.APIKeyID, UserID: sess.UserID, Time: now})
+	}
+	return s.view(sess), nil
+}
+
 func closeSession(sess *Session, now time.Time, reason string) {
 	sess.Active = false
 	sess.CloseTime = now

@@ -152,6 +152,8 @@ func (s *server) routes() {
 	s.api("POST /apikeys", s.createAPIKey)
 	s.api("GET /apikeys/{id}", s.getAPIKey)
 	s.api("DELETE /apikeys/{id}", s.revokeAPIKey)
+
+	s.api("DELETE /sessions/{id}", s.closeSession)
 }
 
 // api registers an authenticated resource route, given without the version
