@@ -39,7 +39,7 @@ import (
 
 	"sessiond"
 	"sessiond/config"
-	"sessiond/internal/daemon"
+	"sessiond/daemon"
 )
 
 func main() {

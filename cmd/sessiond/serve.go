@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"sessiond/config"
-	"sessiond/internal/daemon"
+	"sessiond/daemon"
 )
 
 // runServe runs `sessiond serve` until ctx ends or a listener fails.
