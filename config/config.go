@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -29,8 +30,8 @@ type Config struct {
 	Listen      string `yaml:"listen"`
 	AdminListen string `yaml:"admin-listen"`
 	DataDir     string `yaml:"data-dir"`
-	// Store selects the engine: "embedded" (default, under DataDir) or
-	// "memory". Postgres and Redis engines are not built yet.
+	// Store selects the engine: "embedded" (default, under DataDir),
+	// "memory", or a PostgreSQL URL (postgres://...) shared by instances.
 	Store   string   `yaml:"store"`
 	Gateway []string `yaml:"gateway"`
 
@@ -203,7 +204,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "public listener `address` (session APIs, gateway)")
 	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "admin listener `address` (admin API, metrics, health, console)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data `directory` (embedded store, session directories, admin password)")
-	fs.StringVar(&c.Store, "store", c.Store, "store `engine`: embedded (files under --data-dir) or memory (lost at exit)")
+	fs.StringVar(&c.Store, "store", c.Store, "store `engine`: embedded (files under --data-dir), memory (lost at exit), or postgres://user:password@host:port/database (shared by instances)")
 	fs.Var(stringList{&c.Gateway}, "gateway", "gateway route `PREFIX=URL` (repeatable)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "a session unused this long is dead")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "closed sessions are purged this long after closing")
@@ -498,12 +499,16 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data-dir", "must not be empty")
 	}
-	switch {
+	switch scheme, _, _ := strings.Cut(c.Store, "://"); {
 	case c.Store == "embedded", c.Store == "memory":
-	case strings.HasPrefix(c.Store, "postgres"), strings.HasPrefix(c.Store, "redis"):
-		bad("store", "this build has the embedded and memory stores only; postgres and redis are not built yet")
+	case scheme == "postgres" || scheme == "postgresql":
+		if u, err := url.Parse(c.Store); err != nil || u.Host == "" && u.Query().Get("host") == "" {
+			bad("store", "%s is not a PostgreSQL URL postgres://user:password@host:port/database", Redact(c.Store))
+		}
+	case strings.HasPrefix(c.Store, "redis"):
+		bad("store", "this build has the embedded, memory and postgres stores; redis is not built yet")
 	default:
-		bad("store", "%q is not embedded or memory", c.Store)
+		bad("store", "%q is not embedded, memory or a postgres:// URL", Redact(c.Store))
 	}
 	for _, d := range []struct {
 		name string
@@ -653,4 +658,17 @@ Other environment variables:
 	for _, k := range names {
 		fmt.Fprintf(w, "  %-25s %s\n", k, OtherEnv[k])
 	}
+}
+
+// Redact returns a store URL with its password replaced by "xxxxx", for
+// messages and logs; other values unchanged.
+func Redact(store string) string {
+	u, err := url.Parse(store)
+	if err != nil || u.Scheme == "" {
+		if strings.Contains(store, "@") {
+			return "(a store URL that does not parse)"
+		}
+		return store
+	}
+	return u.Redacted()
 }

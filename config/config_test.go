@@ -103,7 +103,9 @@ func TestLoadErrors(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "config file"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"bad size", []string{"--body-limit", "lots"}, nil, "invalid size"},
-		{"postgres not built", []string{"--store", "postgres://db"}, nil, "not built yet"},
+		{"redis not built", []string{"--store", "redis://db"}, nil, "not built yet"},
+		{"postgres without a host", []string{"--store", "postgres:///test"}, nil, "not a PostgreSQL URL"},
+		{"password not echoed", []string{"--store", "postgres://u:hunter2@/test"}, nil, "u:xxxxx@"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "log-level"},
 	}
 	for _, tt := range tests {
@@ -232,5 +234,29 @@ func TestLoadTrustedAndTLSSettings(t *testing.T) {
 	}
 	if _, err := Load([]string{"--admin-tls-cert", "c.pem"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "give both") {
 		t.Errorf("cert without key: got %v", err)
+	}
+}
+
+// A PostgreSQL URL is accepted in every form: flag, environment, YAML.
+func TestLoadPostgresStore(t *testing.T) {
+	const u = "postgres://sessiond:pw@db.example:5432/sessions?sslmode=disable"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("store: "+u+"\n"), 0o600)
+	for name, tt := range map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"flag": {args: []string{"--store", u}},
+		"env":  {env: map[string]string{"SESSIOND_STORE": u}},
+		"yaml": {args: []string{"--config", file}},
+	} {
+		c, err := Load(tt.args, env(tt.env), io.Discard)
+		if err != nil || c.Store != u {
+			t.Errorf("%s: store %q, %v; want %q", name, c.Store, err, u)
+		}
+	}
+	if got := Redact(u); strings.Contains(got, ":pw@") {
+		t.Errorf("Redact(%q) = %q shows the password", u, got)
 	}
 }
