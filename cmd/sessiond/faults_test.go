@@ -411,3 +411,19 @@ func TestDamagedTableRefusedAtStart(t *testing.T) {
 	err, stderr := runDaemonToExit(t, dataDir)
 	checkRefusal(t, err, stderr, filepath.Base(tables[0])+" fails its checksums", "backup")
 }
+
+// A second daemon on a data directory in use refuses to start, with a
+// message naming the directory, and the first goes on serving.
+func TestSecondDaemonOnOneDataDirRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := startDaemon(t, dir)
+	err, stderr := runDaemonToExit(t, dir)
+	if err == nil {
+		t.Fatal("a second sessiond on the same data directory started")
+	}
+	checkRefusal(t, err, stderr, "in use by another process", dir)
+	c := &http.Client{Timeout: 5 * time.Second}
+	if a := call(t, c, http.MethodGet, first.admin+"/health/ready", nil); a.status != http.StatusOK {
+		t.Errorf("the first daemon after the refusal: %d %s", a.status, a.body)
+	}
+}
