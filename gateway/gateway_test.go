@@ -26,13 +26,14 @@ import (
 	"sessiond"
 	"sessiond/gateway"
 	"sessiond/internal/clock"
+	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
 	"sessiond/store/memory"
 )
 
 // ---- fixtures ----
 
-// fakeDirs stands in for files.Dirs (which has its own tests): it only
+// fakeDirs stands in for sessiondir.Dirs (which has its own tests): it only
 // names directories.
 type fakeDirs struct{ root string }
 
@@ -339,7 +340,7 @@ func TestRefusedRequestsNeverReachUpstream(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e.clk.Add(tt.advance)
 			resp, body := do(t, "POST", e.srv.URL+prefix+"jsonrpc", tt.hdr, strings.NewReader(`{"jsonrpc":"2.0","method":"x","id":1}`))
-			checkError(t, resp, body, http.StatusUnauthorized, gateway.CodeUnauthenticated)
+			checkError(t, resp, body, http.StatusUnauthorized, gwerr.CodeUnauthenticated)
 			if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("WWW-Authenticate: got %q, want Bearer", resp.Header.Get("WWW-Authenticate"))
 			}
@@ -362,7 +363,7 @@ func TestRevokedKeyTokenRefusedAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := do(t, "GET", e.srv.URL+prefix+"a", hdr, nil)
-	checkError(t, resp, body, http.StatusUnauthorized, gateway.CodeUnauthenticated)
+	checkError(t, resp, body, http.StatusUnauthorized, gwerr.CodeUnauthenticated)
 	if got, want := up.hits.Load(), int64(1); got != want {
 		t.Errorf("upstream hits: got %d, want %d", got, want)
 	}
@@ -508,7 +509,7 @@ func TestLongestPrefixWins(t *testing.T) {
 	// The gateway itself answers paths no route covers in its dialect.
 	rec := httptest.NewRecorder()
 	gw.ServeHTTP(rec, httptest.NewRequest("GET", "/nowhere", nil))
-	checkError(t, rec.Result(), rec.Body.Bytes(), http.StatusNotFound, gateway.CodeNotFound)
+	checkError(t, rec.Result(), rec.Body.Bytes(), http.StatusNotFound, gwerr.CodeNotFound)
 }
 
 // ---- streaming ----
@@ -646,7 +647,7 @@ func TestUpstreamDownIs502(t *testing.T) {
 	e := newEnv(t, mustURL(t, "http://"+addr), gateway.Options{})
 	_, _, sid, token := e.key(t)
 	resp, body := do(t, "GET", e.srv.URL+prefix+"x", map[string]string{"Xdata-Session-Token": token}, nil)
-	checkError(t, resp, body, http.StatusBadGateway, gateway.CodeBadGateway)
+	checkError(t, resp, body, http.StatusBadGateway, gwerr.CodeBadGateway)
 	if strings.Contains(string(body), addr) {
 		t.Errorf("the answer reveals the upstream address: %s", body)
 	}
@@ -667,7 +668,7 @@ func TestSlowUpstreamIs504(t *testing.T) {
 	e := newEnv(t, mustURL(t, up.URL), gateway.Options{ResponseHeaderTimeout: 50 * time.Millisecond})
 	_, _, sid, token := e.key(t)
 	resp, body := do(t, "GET", e.srv.URL+prefix+"slow", map[string]string{"Xdata-Session-Token": token}, nil)
-	checkError(t, resp, body, http.StatusGatewayTimeout, gateway.CodeGatewayTimeout)
+	checkError(t, resp, body, http.StatusGatewayTimeout, gwerr.CodeGatewayTimeout)
 	if st := mustConnections(t, e.svc, sid); len(st) != 1 || st[0].Errors != 1 {
 		t.Errorf("connections: got %+v, want 1 error", st)
 	}
@@ -818,7 +819,7 @@ func FuzzParseRoute(f *testing.F) {
 
 func TestErrorShape(t *testing.T) {
 	rec := httptest.NewRecorder()
-	gateway.WriteError(rec, httptest.NewRequest("GET", "/", nil), &sessiond.Error{
+	gwerr.WriteError(rec, httptest.NewRequest("GET", "/", nil), &sessiond.Error{
 		Code: sessiond.ETOOLARGE, Message: "too big", Details: map[string]any{"limit": 10},
 	})
 	if got, want := rec.Code, http.StatusRequestEntityTooLarge; got != want {
@@ -833,7 +834,7 @@ func TestErrorShape(t *testing.T) {
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/", nil)
 	req = req.WithContext(httpx.WithLogger(req.Context(), slog.New(slog.DiscardHandler)))
-	gateway.WriteError(rec, req, sessiond.Internal(io.ErrUnexpectedEOF))
+	gwerr.WriteError(rec, req, sessiond.Internal(io.ErrUnexpectedEOF))
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "EOF") {
 		t.Errorf("internal error: got %d %s", rec.Code, rec.Body.String())
 	}
@@ -903,11 +904,11 @@ func TestRequestBodyStillFlowsAfterResponseStarts(t *testing.T) {
 // upstream's is 502 (TestUpstreamDownIs502).
 func TestStoreUnavailableIs503(t *testing.T) {
 	w := httptest.NewRecorder()
-	gateway.WriteError(w, httptest.NewRequest("GET", "/api/v1/dataproc/x", nil),
+	gwerr.WriteError(w, httptest.NewRequest("GET", "/api/v1/dataproc/x", nil),
 		sessiond.Errorf(sessiond.EUNAVAILABLE, "the store cannot write: its disk is full"))
 	resp := w.Result()
 	body, _ := io.ReadAll(resp.Body)
-	checkError(t, resp, body, http.StatusServiceUnavailable, gateway.CodeUnavailable)
+	checkError(t, resp, body, http.StatusServiceUnavailable, gwerr.CodeUnavailable)
 	if !strings.Contains(string(body), "disk is full") || !strings.Contains(string(body), `"code":"unavailable"`) {
 		t.Errorf("body %s, want the reason and data.code unavailable", body)
 	}
