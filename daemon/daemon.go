@@ -398,7 +398,7 @@ func storeName(s string) string {
 func (m *Main) Close() error {
 	timeout := m.Config.DrainTimeout
 	if timeout <= 0 {
-		timeout = 15 * time.Second
+		timeout = config.DefaultDrainTimeout
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)
