@@ -28,16 +28,22 @@ import (
 	"sessiond/internal/clock"
 	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
+	"sessiond/sessiondir"
 	"sessiond/store/memory"
 )
 
 // ---- fixtures ----
 
-// fakeDirs stands in for sessiondir.Dirs (which has its own tests): it only
-// names directories.
-type fakeDirs struct{ root string }
-
-func (d fakeDirs) Ensure(id string) (string, error) { return filepath.Join(d.root, id), nil }
+// newDirs returns real session directories in a temporary directory.
+func newDirs(t testing.TB) *sessiondir.Dirs {
+	t.Helper()
+	d, err := sessiondir.NewDirs(filepath.Join(t.TempDir(), "sessions"), sessiondir.Quota{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
 
 // upstream is a real HTTP server that records what reaches it.
 type upstream struct {
@@ -79,7 +85,7 @@ type env struct {
 	svc  *sessiond.Service
 	gw   *gateway.Gateway
 	srv  *httptest.Server
-	dirs fakeDirs
+	dirs *sessiondir.Dirs
 }
 
 const prefix = "/api/v1/dataproc/"
@@ -88,7 +94,7 @@ func newEnv(t testing.TB, up *url.URL, opts gateway.Options) *env {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
 	svc := sessiond.NewService(memory.New(), clk, sessiond.Config{IdleTimeout: time.Hour}, nil)
-	dirs := fakeDirs{root: "/var/lib/sessiond/sessions"}
+	dirs := newDirs(t)
 	if opts.Dirs == nil {
 		opts.Dirs = dirs
 	}
@@ -233,7 +239,7 @@ func TestForwardsOwnSessionHeadersOnly(t *testing.T) {
 			if v := headerVariants(got, "Xdata-Session-Id"); len(v) != 1 || v[0] != sid {
 				t.Errorf("session id headers: got %q, want only [%s]", v, sid)
 			}
-			wantDir := filepath.Join(e.dirs.root, sid)
+			wantDir := filepath.Join(e.dirs.Path(), sid)
 			if v := headerVariants(got, "Xdata-Session-Dir"); len(v) != 1 || v[0] != wantDir {
 				t.Errorf("session dir headers: got %q, want only [%s]", v, wantDir)
 			}
