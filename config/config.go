@@ -21,8 +21,13 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"sessiond"
 	"sessiond/gateway"
+	"sessiond/internal/auth"
 	"sessiond/internal/clientip"
+	"sessiond/internal/httpx"
+	"sessiond/sessiondir"
+	"sessiond/store/embedded"
 )
 
 // Config is everything `sessiond serve` can be told.
@@ -90,35 +95,51 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain-timeout"`
 }
 
-// Default returns the configuration that zero flags give.
+// Defaults that belong to the command line itself (the other defaults
+// come from the packages that own them; see Default).
+const (
+	DefaultListen      = "127.0.0.1:8080"
+	DefaultAdminListen = "127.0.0.1:8989"
+	DefaultDataDir     = "./data"
+	// DefaultDrainTimeout bounds a graceful stop (the daemon's Close).
+	DefaultDrainTimeout = 15 * time.Second
+)
+
+// Default returns the configuration that zero flags give. Each default is
+// defined once, by the package that applies it: the rules by
+// sessiond.DefaultConfig, the engine's cache by embedded.DefaultOptions,
+// the body limit by httpx, headers by auth, the upstream timeout by the
+// gateway and the quotas by sessiondir.
 func Default() Config {
+	rules := sessiond.DefaultConfig()
+	hdr := auth.DefaultHeaders
 	return Config{
-		Listen:           "127.0.0.1:8080",
-		AdminListen:      "127.0.0.1:8989",
-		DataDir:          "./data",
+		Listen:           DefaultListen,
+		AdminListen:      DefaultAdminListen,
+		DataDir:          DefaultDataDir,
 		Store:            "embedded",
-		IdleTimeout:      24 * time.Hour,
-		Retention:        7 * 24 * time.Hour,
-		SweepInterval:    time.Minute,
-		TouchInterval:    time.Second,
-		DefaultExpiresIn: 30 * 24 * time.Hour,
-		MaxExpiresIn:     365 * 24 * time.Hour,
-		MaxTake:          1000,
-		CacheSessions:    1_000_000,
-		BodyLimit:        1 << 20,
-		DataLimit:        64 << 10,
-		MaxUserSessions:  1000,
-		UpstreamTimeout:  30 * time.Second,
-		QuotaBytes:       100 << 20,
-		QuotaFiles:       1000,
-		HeaderToken:      "Xdata-Session-Token",
-		HeaderAPIKey:     "APIKey",
-		HeaderSecret:     "Secret",
-		HeaderSessionID:  "Xdata-Session-Id",
-		HeaderSessionDir: "Xdata-Session-Dir",
+		IdleTimeout:      rules.IdleTimeout,
+		Retention:        rules.Retention,
+		SweepInterval:    rules.SweepInterval,
+		TouchInterval:    rules.TouchInterval,
+		DefaultExpiresIn: rules.DefaultExpiresIn,
+		MaxExpiresIn:     rules.MaxExpiresIn,
+		MaxTake:          rules.MaxTake,
+		CacheSessions:    embedded.DefaultOptions().CachedSessions,
+		BodyLimit:        httpx.DefaultBodyLimit,
+		DataLimit:        int64(rules.DataLimit),
+		MaxUserSessions:  rules.MaxUserSessions,
+		UpstreamTimeout:  gateway.DefaultResponseHeaderTimeout,
+		QuotaBytes:       sessiondir.DefaultMaxBytes,
+		QuotaFiles:       sessiondir.DefaultMaxFiles,
+		HeaderToken:      hdr.Token,
+		HeaderAPIKey:     hdr.APIKey,
+		HeaderSecret:     hdr.Secret,
+		HeaderSessionID:  hdr.SessionID,
+		HeaderSessionDir: hdr.SessionDir,
 		LogLevel:         "info",
 		LogFormat:        "text",
-		DrainTimeout:     15 * time.Second,
+		DrainTimeout:     DefaultDrainTimeout,
 	}
 }
 

@@ -25,8 +25,10 @@ import (
 	"sessiond/gateway"
 	"sessiond/internal/auth"
 	"sessiond/internal/clientip"
+	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
 	"sessiond/internal/piperr"
+	"sessiond/sessiondir"
 	"sessiond/store/embedded"
 	"sessiond/store/memory"
 )
@@ -46,7 +48,7 @@ type Main struct {
 	// Store is opened by Open from Config.Store, unless set before.
 	Store   sessiond.Store
 	Service *sessiond.Service
-	Dirs    *files.Dirs
+	Dirs    *sessiondir.Dirs
 	// publicLimiter slows down authentication failures on the public
 	// listener: one for all its dialects, kept across gateway reloads.
 	publicLimiter *auth.Limiter
@@ -120,7 +122,7 @@ func (m *Main) Open() error {
 		MaxUserSessions:  cfg.MaxUserSessions,
 	}, m.Log)
 
-	m.Dirs, err = files.NewDirs(filepath.Join(cfg.DataDir, "sessions"), files.Quota{MaxBytes: cfg.QuotaBytes, MaxFiles: cfg.QuotaFiles})
+	m.Dirs, err = sessiondir.NewDirs(filepath.Join(cfg.DataDir, "sessions"), sessiondir.Quota{MaxBytes: cfg.QuotaBytes, MaxFiles: cfg.QuotaFiles})
 	if err != nil {
 		return err
 	}
@@ -338,7 +340,7 @@ func apiRoute(w http.ResponseWriter, r *http.Request, cmd, rst, rpc http.Handler
 		jsonrpc.NoRoute(w, r)
 	case strings.HasPrefix(p, "/api/"):
 		// Session files and gateway routes live here: their dialect.
-		gateway.WriteError(w, r, &sessiond.Error{Code: sessiond.ENOTFOUND,
+		gwerr.WriteError(w, r, &sessiond.Error{Code: sessiond.ENOTFOUND,
 			Message: "no such route: " + httpx.Clip(p, 100) + " (session files are under " + filesPrefix + ")"})
 	default:
 		return false
@@ -396,7 +398,7 @@ func storeName(s string) string {
 func (m *Main) Close() error {
 	timeout := m.Config.DrainTimeout
 	if timeout <= 0 {
-		timeout = 15 * time.Second
+		timeout = config.DefaultDrainTimeout
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)

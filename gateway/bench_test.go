@@ -86,7 +86,7 @@ func BenchmarkGatewayGet(b *testing.B) {
 	target, _ := url.Parse(up.URL)
 	svc := sessiond.NewService(memory.New(), nil, sessiond.Config{}, nil)
 	gw, err := gateway.New(svc, []gateway.Route{{Prefix: prefix, Upstream: target}},
-		gateway.Options{Dirs: fakeDirs{root: "/var/lib/sessiond/sessions"}, ResponseHeaderTimeout: 10 * time.Second})
+		gateway.Options{Dirs: newDirs(b), ResponseHeaderTimeout: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,10 +30,11 @@ import (
 	"sessiond"
 	"sessiond/internal/auth"
 	"sessiond/internal/clientip"
+	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
 )
 
-// SessionDirs gives a session its directory. *files.Dirs implements it.
+// SessionDirs gives a session its directory. *sessiondir.Dirs implements it.
 type SessionDirs interface {
 	// Ensure creates the session's directory if needed and returns its
 	// absolute path.
@@ -236,19 +237,19 @@ func exchangeOf(r *http.Request) *exchange {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := g.match(r.URL.Path)
 	if rt == nil {
-		WriteError(w, r, sessiond.Errorf(sessiond.ENOTFOUND, "no gateway route covers %s", r.URL.Path))
+		gwerr.WriteError(w, r, sessiond.Errorf(sessiond.ENOTFOUND, "no gateway route covers %s", r.URL.Path))
 		return
 	}
 	// Before authentication: refusing costs nothing, and nothing of the
 	// request is forwarded.
 	if !confined(rt.Prefix, r) {
-		WriteError(w, r, sessiond.Errorf(sessiond.EINVALID,
+		gwerr.WriteError(w, r, sessiond.Errorf(sessiond.EINVALID,
 			"the path could lead out of %s once normalized (dot-segments, encoded slashes or an encoded prefix)", rt.Prefix))
 		return
 	}
 	caller, err := g.limiter.Authenticate(r, g.svc, g.hdr.Credentials(r))
 	if err != nil {
-		WriteError(w, r, err)
+		gwerr.WriteError(w, r, err)
 		return
 	}
 	x := &exchange{Context: r.Context()}
@@ -256,7 +257,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.sessionID = caller.Session.ID
 		if g.dirs != nil {
 			if x.dir, err = g.dirs.Ensure(x.sessionID); err != nil {
-				WriteError(w, r, sessiond.Internal(fmt.Errorf("session directory of %s: %w", x.sessionID, err)))
+				gwerr.WriteError(w, r, sessiond.Internal(fmt.Errorf("session directory of %s: %w", x.sessionID, err)))
 				return
 			}
 		}
@@ -371,7 +372,7 @@ func (g *Gateway) proxyError(rt *route, w http.ResponseWriter, r *http.Request, 
 			// The client's body broke, not the upstream: the client's
 			// error, answered 400 and not counted against the upstream.
 			httpx.Logger(r.Context()).Debug("gateway: broken request body", "route", rt.Prefix, "err", berr)
-			WriteError(w, r, sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", berr))
+			gwerr.WriteError(w, r, sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", berr))
 			return
 		}
 		x.failed = true
@@ -394,7 +395,7 @@ func (g *Gateway) proxyError(rt *route, w http.ResponseWriter, r *http.Request, 
 		attrs = append(attrs, "correlation_id", id)
 	}
 	log.Warn("gateway: upstream failed", attrs...)
-	WriteError(w, r, upstreamError{e})
+	gwerr.WriteError(w, r, gwerr.Upstream(e))
 }
 
 func isTimeout(err error) bool {

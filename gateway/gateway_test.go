@@ -26,17 +26,24 @@ import (
 	"sessiond"
 	"sessiond/gateway"
 	"sessiond/internal/clock"
+	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
+	"sessiond/sessiondir"
 	"sessiond/store/memory"
 )
 
 // ---- fixtures ----
 
-// fakeDirs stands in for files.Dirs (which has its own tests): it only
-// names directories.
-type fakeDirs struct{ root string }
-
-func (d fakeDirs) Ensure(id string) (string, error) { return filepath.Join(d.root, id), nil }
+// newDirs returns real session directories in a temporary directory.
+func newDirs(t testing.TB) *sessiondir.Dirs {
+	t.Helper()
+	d, err := sessiondir.NewDirs(filepath.Join(t.TempDir(), "sessions"), sessiondir.Quota{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
 
 // upstream is a real HTTP server that records what reaches it.
 type upstream struct {
@@ -78,7 +85,7 @@ type env struct {
 	svc  *sessiond.Service
 	gw   *gateway.Gateway
 	srv  *httptest.Server
-	dirs fakeDirs
+	dirs *sessiondir.Dirs
 }
 
 const prefix = "/api/v1/dataproc/"
@@ -87,7 +94,7 @@ func newEnv(t testing.TB, up *url.URL, opts gateway.Options) *env {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
 	svc := sessiond.NewService(memory.New(), clk, sessiond.Config{IdleTimeout: time.Hour}, nil)
-	dirs := fakeDirs{root: "/var/lib/sessiond/sessions"}
+	dirs := newDirs(t)
 	if opts.Dirs == nil {
 		opts.Dirs = dirs
 	}
@@ -232,7 +239,7 @@ func TestForwardsOwnSessionHeadersOnly(t *testing.T) {
 			if v := headerVariants(got, "Xdata-Session-Id"); len(v) != 1 || v[0] != sid {
 				t.Errorf("session id headers: got %q, want only [%s]", v, sid)
 			}
-			wantDir := filepath.Join(e.dirs.root, sid)
+			wantDir := filepath.Join(e.dirs.Path(), sid)
 			if v := headerVariants(got, "Xdata-Session-Dir"); len(v) != 1 || v[0] != wantDir {
 				t.Errorf("session dir headers: got %q, want only [%s]", v, wantDir)
 			}
@@ -339,7 +346,7 @@ func TestRefusedRequestsNeverReachUpstream(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e.clk.Add(tt.advance)
 			resp, body := do(t, "POST", e.srv.URL+prefix+"jsonrpc", tt.hdr, strings.NewReader(`{"jsonrpc":"2.0","method":"x","id":1}`))
-			checkError(t, resp, body, http.StatusUnauthorized, gateway.CodeUnauthenticated)
+			checkError(t, resp, body, http.StatusUnauthorized, gwerr.CodeUnauthenticated)
 			if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("WWW-Authenticate: got %q, want Bearer", resp.Header.Get("WWW-Authenticate"))
 			}
@@ -362,7 +369,7 @@ func TestRevokedKeyTokenRefusedAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := do(t, "GET", e.srv.URL+prefix+"a", hdr, nil)
-	checkError(t, resp, body, http.StatusUnauthorized, gateway.CodeUnauthenticated)
+	checkError(t, resp, body, http.StatusUnauthorized, gwerr.CodeUnauthenticated)
 	if got, want := up.hits.Load(), int64(1); got != want {
 		t.Errorf("upstream hits: got %d, want %d", got, want)
 	}
@@ -508,7 +515,7 @@ func TestLongestPrefixWins(t *testing.T) {
 	// The gateway itself answers paths no route covers in its dialect.
 	rec := httptest.NewRecorder()
 	gw.ServeHTTP(rec, httptest.NewRequest("GET", "/nowhere", nil))
-	checkError(t, rec.Result(), rec.Body.Bytes(), http.StatusNotFound, gateway.CodeNotFound)
+	checkError(t, rec.Result(), rec.Body.Bytes(), http.StatusNotFound, gwerr.CodeNotFound)
 }
 
 // ---- streaming ----
@@ -646,7 +653,7 @@ func TestUpstreamDownIs502(t *testing.T) {
 	e := newEnv(t, mustURL(t, "http://"+addr), gateway.Options{})
 	_, _, sid, token := e.key(t)
 	resp, body := do(t, "GET", e.srv.URL+prefix+"x", map[string]string{"Xdata-Session-Token": token}, nil)
-	checkError(t, resp, body, http.StatusBadGateway, gateway.CodeBadGateway)
+	checkError(t, resp, body, http.StatusBadGateway, gwerr.CodeBadGateway)
 	if strings.Contains(string(body), addr) {
 		t.Errorf("the answer reveals the upstream address: %s", body)
 	}
@@ -667,7 +674,7 @@ func TestSlowUpstreamIs504(t *testing.T) {
 	e := newEnv(t, mustURL(t, up.URL), gateway.Options{ResponseHeaderTimeout: 50 * time.Millisecond})
 	_, _, sid, token := e.key(t)
 	resp, body := do(t, "GET", e.srv.URL+prefix+"slow", map[string]string{"Xdata-Session-Token": token}, nil)
-	checkError(t, resp, body, http.StatusGatewayTimeout, gateway.CodeGatewayTimeout)
+	checkError(t, resp, body, http.StatusGatewayTimeout, gwerr.CodeGatewayTimeout)
 	if st := mustConnections(t, e.svc, sid); len(st) != 1 || st[0].Errors != 1 {
 		t.Errorf("connections: got %+v, want 1 error", st)
 	}
@@ -818,7 +825,7 @@ func FuzzParseRoute(f *testing.F) {
 
 func TestErrorShape(t *testing.T) {
 	rec := httptest.NewRecorder()
-	gateway.WriteError(rec, httptest.NewRequest("GET", "/", nil), &sessiond.Error{
+	gwerr.WriteError(rec, httptest.NewRequest("GET", "/", nil), &sessiond.Error{
 		Code: sessiond.ETOOLARGE, Message: "too big", Details: map[string]any{"limit": 10},
 	})
 	if got, want := rec.Code, http.StatusRequestEntityTooLarge; got != want {
@@ -833,7 +840,7 @@ func TestErrorShape(t *testing.T) {
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/", nil)
 	req = req.WithContext(httpx.WithLogger(req.Context(), slog.New(slog.DiscardHandler)))
-	gateway.WriteError(rec, req, sessiond.Internal(io.ErrUnexpectedEOF))
+	gwerr.WriteError(rec, req, sessiond.Internal(io.ErrUnexpectedEOF))
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "EOF") {
 		t.Errorf("internal error: got %d %s", rec.Code, rec.Body.String())
 	}
@@ -903,11 +910,11 @@ func TestRequestBodyStillFlowsAfterResponseStarts(t *testing.T) {
 // upstream's is 502 (TestUpstreamDownIs502).
 func TestStoreUnavailableIs503(t *testing.T) {
 	w := httptest.NewRecorder()
-	gateway.WriteError(w, httptest.NewRequest("GET", "/api/v1/dataproc/x", nil),
+	gwerr.WriteError(w, httptest.NewRequest("GET", "/api/v1/dataproc/x", nil),
 		sessiond.Errorf(sessiond.EUNAVAILABLE, "the store cannot write: its disk is full"))
 	resp := w.Result()
 	body, _ := io.ReadAll(resp.Body)
-	checkError(t, resp, body, http.StatusServiceUnavailable, gateway.CodeUnavailable)
+	checkError(t, resp, body, http.StatusServiceUnavailable, gwerr.CodeUnavailable)
 	if !strings.Contains(string(body), "disk is full") || !strings.Contains(string(body), `"code":"unavailable"`) {
 		t.Errorf("body %s, want the reason and data.code unavailable", body)
 	}

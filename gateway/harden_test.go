@@ -15,6 +15,7 @@ import (
 
 	"sessiond/gateway"
 	"sessiond/internal/clientip"
+	"sessiond/internal/gwerr"
 )
 
 // ---- prefix confinement ----
@@ -102,13 +103,13 @@ func TestPathsOutOfThePrefixAreRefused(t *testing.T) {
 		t.Run("refused "+target, func(t *testing.T) {
 			before := up.hits.Load()
 			resp, body := send(t, target, withToken)
-			checkError(t, resp, body, 400, gateway.CodeInvalidParams)
+			checkError(t, resp, body, 400, gwerr.CodeInvalidParams)
 			if bytes.Contains(body, []byte("SECRET")) {
 				t.Fatalf("the secret leaked: %s", body)
 			}
 			// Refused before authentication: no token, same answer.
 			resp, body = send(t, target, http.Header{})
-			checkError(t, resp, body, 400, gateway.CodeInvalidParams)
+			checkError(t, resp, body, 400, gwerr.CodeInvalidParams)
 			if n := up.hits.Load() - before; n != 0 {
 				t.Errorf("%d requests reached the upstream", n)
 			}
@@ -266,7 +267,7 @@ func TestBrokenRequestBodyIs400(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	checkError(t, resp, body, 400, gateway.CodeInvalidParams)
+	checkError(t, resp, body, 400, gwerr.CodeInvalidParams)
 
 	stats := mustConnections(t, e.svc, sid)
 	if len(stats) != 1 || stats[0].Requests != 1 || stats[0].Errors != 0 {

@@ -8,17 +8,15 @@
 // Every path is confined to the session's directory by cleanPath (which
 // refuses "..", encoded slashes, absolute paths, NUL bytes, backslashes)
 // and by os.Root (which refuses symbolic links that lead out); the session
-// directory itself is opened without following a link (Dirs.open).
+// directory itself is opened without following a link (sessiondir.Dirs.Open).
 // Listings are bounded and paged (list), and a refused upload still gets
 // its answer to the client (refuse). Errors use the section 6 dialect of
-// package gateway.
+// internal/gwerr, shared with the gateway.
 package files
 
 import (
 	"bufio"
 	"container/heap"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,14 +28,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"sessiond"
-	"sessiond/gateway"
 	"sessiond/internal/auth"
+	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
+	"sessiond/sessiondir"
 )
 
 // DefaultPrefix is where the API is mounted.
@@ -64,7 +62,7 @@ const DefaultMaxList = 10_000
 // Handler serves the session files API.
 type Handler struct {
 	svc     *sessiond.Service
-	dirs    *Dirs
+	dirs    *sessiondir.Dirs
 	hdr     auth.Headers
 	prefix  string
 	maxList int
@@ -75,7 +73,7 @@ type Handler struct {
 // New returns the handler of the session files API. Mount it at
 // opts.Prefix (and, to answer the bare prefix without its slash, at the
 // prefix without it).
-func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
+func New(svc *sessiond.Service, dirs *sessiondir.Dirs, opts Options) *Handler {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
@@ -83,7 +81,7 @@ func New(svc *sessiond.Service, dirs *Dirs, opts Options) *Handler {
 		opts.Prefix += "/"
 	}
 	if opts.MaxList <= 0 {
-		opts.MaxList = min(dirs.quota.MaxFiles, DefaultMaxList)
+		opts.MaxList = min(dirs.Quota().MaxFiles, DefaultMaxList)
 	}
 	return &Handler{svc: svc, dirs: dirs, hdr: opts.Headers.WithDefaults(), prefix: opts.Prefix, maxList: opts.MaxList, limiter: opts.Limiter}
 }
@@ -102,7 +100,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
 	default:
-		gateway.WriteMethodNotAllowed(w, allowed)
+		gwerr.WriteMethodNotAllowed(w, allowed)
 		return
 	}
 	sess, err := h.authenticate(r)
@@ -117,11 +115,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A body announced larger than the whole quota is refused before
 	// anything else, and before it is asked for (no 100 Continue).
-	if r.Method == http.MethodPut && r.ContentLength > h.dirs.quota.MaxBytes {
-		refuse(w, r, quotaBytes(h.dirs.quota))
-		return
+	if r.Method == http.MethodPut {
+		if err := h.dirs.CheckLength(r.ContentLength); err != nil {
+			refuse(w, r, err)
+			return
+		}
 	}
-	root, err := h.dirs.open(sess.ID)
+	root, err := h.dirs.Open(sess.ID)
 	if err != nil {
 		refuse(w, r, sessiond.Internal(fmt.Errorf("opening the directory of session %s: %w", sess.ID, err)))
 		return
@@ -157,7 +157,7 @@ const (
 func refuse(w http.ResponseWriter, r *http.Request, err error) {
 	// HTTP/2 ends a refused stream on its own without losing the answer.
 	if r.ProtoMajor != 1 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
-		gateway.WriteError(w, r, err)
+		gwerr.WriteError(w, r, err)
 		return
 	}
 	// Without full duplex the server would read (some of) the rest of the
@@ -165,7 +165,7 @@ func refuse(w http.ResponseWriter, r *http.Request, err error) {
 	rc := http.NewResponseController(w)
 	_ = rc.EnableFullDuplex()
 	w.Header().Set("Connection", "close")
-	gateway.WriteError(w, r, err)
+	gwerr.WriteError(w, r, err)
 	if rc.Flush() != nil || rc.SetReadDeadline(time.Now().Add(drainTime)) != nil {
 		return
 	}
@@ -252,7 +252,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, dir *os.File) err
 		batch, err := dir.ReadDir(listBatch)
 		for _, de := range batch {
 			name := de.Name()
-			if isTemp(name) || (after != "" && name <= after) {
+			if sessiondir.IsTemp(name) || (after != "" && name <= after) {
 				continue
 			}
 			switch {
@@ -354,84 +354,37 @@ func (h *Handler) delete(w http.ResponseWriter, root *os.Root, sessionID, rel st
 	if rel == "." {
 		return sessiond.Errorf(sessiond.EINVALID, "the session directory itself cannot be deleted")
 	}
-	u := h.dirs.usageOf(sessionID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	st, err := root.Lstat(rel)
-	if err != nil {
+	if err := h.dirs.Delete(root, sessionID, rel); err != nil {
 		return err
 	}
-	if err := root.Remove(rel); err != nil {
-		return err
-	}
-	if st.Mode().IsRegular() {
-		u.bytes = max(u.bytes-st.Size(), 0)
-	}
-	u.entries = max(u.entries-1, 0)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 // ---- PUT ----
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
-
-// put streams the body into a temporary file beside the target, within the
-// quota, and renames it over the target once complete. A failed or refused
-// upload leaves nothing behind: neither the temporary file nor the parent
-// directories it created.
+// put streams the body into the session directory within the quota
+// (sessiondir.Upload) and answers the entry written.
 func (h *Handler) put(w http.ResponseWriter, r *http.Request, root *os.Root, sessionID, rel string, isDir bool) error {
 	if isDir {
 		return sessiond.Errorf(sessiond.EINVALID, "PUT needs a file path, not a directory")
 	}
-	q := h.dirs.quota
-	u := h.dirs.usageOf(sessionID)
-	up, err := h.plan(root, u, rel, r.ContentLength)
+	up, err := h.dirs.BeginUpload(root, sessionID, rel, r.ContentLength)
 	if err != nil {
 		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			up.abort(root, u)
-		}
-	}()
-
-	f, tmp, err := createTemp(root, path.Dir(rel))
+	defer up.Abort() // does nothing once committed
+	if err := up.Write(r.Body); err != nil {
+		return err
+	}
+	created, info, err := up.Commit()
 	if err != nil {
 		return err
 	}
-	up.tmp = tmp
-	qw := &quotaWriter{f: f, u: u, max: q.MaxBytes + up.credit, q: q}
-	buf := copyBufs.Get().(*[]byte)
-	_, copyErr := io.CopyBuffer(qw, r.Body, *buf)
-	copyBufs.Put(buf)
-	up.written = qw.n
-	var syncErr error
-	if copyErr == nil {
-		syncErr = f.Sync()
+	entry := Entry{Name: path.Base(rel), Size: up.Written()}
+	if info != nil {
+		entry = entryOf(path.Base(rel), info)
 	}
-	closeErr := f.Close()
-	switch {
-	case qw.quotaErr != nil:
-		return qw.quotaErr
-	case qw.writeErr != nil:
-		return qw.writeErr
-	case copyErr != nil:
-		// The body failed, not the disk: the client went away or sent a
-		// broken chunked body.
-		return sessiond.Errorf(sessiond.EINVALID, "reading the request body: %v", copyErr)
-	case syncErr != nil:
-		return syncErr
-	case closeErr != nil:
-		return closeErr
-	}
-
-	created, entry, err := up.commit(root, u, rel)
-	if err != nil {
-		return err
-	}
-	committed = true
 	if created {
 		w.Header().Set("Location", r.URL.EscapedPath())
 		httpx.WriteJSON(w, http.StatusCreated, "", entry)
@@ -439,190 +392,6 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, root *os.Root, ses
 		httpx.WriteJSON(w, http.StatusOK, "", entry)
 	}
 	return nil
-}
-
-// upload is the bookkeeping of one PUT.
-type upload struct {
-	created  []string // parent directories it made, outermost first
-	newEntry int      // 1 if the target did not exist when planned
-	credit   int64    // size of the file it replaces
-	tmp      string   // temporary file, once created
-	written  int64    // bytes in tmp
-}
-
-// plan checks the quota for the upload, creates the missing parent
-// directories and reserves the target's entry.
-func (h *Handler) plan(root *os.Root, u *usage, rel string, contentLength int64) (*upload, error) {
-	q := h.dirs.quota
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.measure(root, q.MaxFiles); err != nil {
-		return nil, err
-	}
-	up := &upload{}
-
-	// Which parents are missing? Each must be a directory (a symbolic link
-	// to one inside the session directory is fine).
-	var missing []string
-	if parent := path.Dir(rel); parent != "." {
-		elems := strings.Split(parent, "/")
-		for i := range elems {
-			p := strings.Join(elems[:i+1], "/")
-			st, err := root.Stat(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				missing = elems[i:]
-				for j := i; j < len(elems); j++ {
-					up.created = append(up.created, strings.Join(elems[:j+1], "/"))
-				}
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			if !st.IsDir() {
-				return nil, sessiond.Errorf(sessiond.ECONFLICT, "%s is a file, not a directory", p)
-			}
-		}
-	}
-	st, err := root.Lstat(rel)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		up.newEntry = 1
-	case err != nil:
-		return nil, err
-	case st.IsDir():
-		return nil, sessiond.Errorf(sessiond.ECONFLICT, "%s is a directory", rel)
-	case st.Mode().IsRegular():
-		up.credit = st.Size()
-	}
-
-	if u.entries+u.pendingEntries+len(missing)+up.newEntry > q.MaxFiles {
-		return nil, quotaFiles(q)
-	}
-	if contentLength > 0 && u.bytes+u.pendingBytes+contentLength-up.credit > q.MaxBytes {
-		return nil, quotaBytes(q)
-	}
-	if len(missing) > 0 {
-		if err := root.MkdirAll(path.Dir(rel), 0o700); err != nil {
-			up.created = nil // made nothing we know of
-			return nil, err
-		}
-		u.entries += len(missing)
-	}
-	u.pendingEntries += up.newEntry
-	return up, nil
-}
-
-// commit renames the temporary file over the target and settles the
-// accounting.
-func (up *upload) commit(root *os.Root, u *usage, rel string) (created bool, e Entry, err error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	var replaced int64
-	st, err := root.Lstat(rel)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		created = true
-	case err != nil:
-		return false, e, err
-	case st.IsDir():
-		return false, e, sessiond.Errorf(sessiond.ECONFLICT, "%s is a directory", rel)
-	case st.Mode().IsRegular():
-		replaced = st.Size()
-	}
-	if err := root.Rename(up.tmp, rel); err != nil {
-		return false, e, err
-	}
-	u.pendingBytes -= up.written
-	u.pendingEntries -= up.newEntry
-	u.bytes += up.written - replaced
-	if created {
-		u.entries++
-	}
-	info, err := root.Lstat(rel)
-	if err != nil {
-		return created, Entry{Name: path.Base(rel), Size: up.written}, nil
-	}
-	return created, entryOf(path.Base(rel), info), nil
-}
-
-// abort removes what a failed upload left and releases its reservations.
-func (up *upload) abort(root *os.Root, u *usage) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if up.tmp != "" {
-		root.Remove(up.tmp)
-	}
-	u.pendingBytes -= up.written
-	u.pendingEntries -= up.newEntry
-	// Innermost first; a directory another upload has meanwhile put a
-	// file in is not empty and stays.
-	for i := len(up.created) - 1; i >= 0; i-- {
-		if root.Remove(up.created[i]) != nil {
-			break
-		}
-		u.entries = max(u.entries-1, 0)
-	}
-}
-
-func createTemp(root *os.Root, dir string) (*os.File, string, error) {
-	for range 10 {
-		var b [8]byte
-		rand.Read(b[:])
-		name := path.Join(dir, tempPrefix+hex.EncodeToString(b[:]))
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, name, err
-	}
-	return nil, "", errors.New("could not create a unique temporary file")
-}
-
-// quotaWriter writes to the temporary file while the session's bytes,
-// uploads in progress included, stay within max.
-type quotaWriter struct {
-	f        *os.File
-	u        *usage
-	max      int64
-	q        Quota
-	n        int64
-	quotaErr error
-	writeErr error
-}
-
-func (w *quotaWriter) Write(p []byte) (int, error) {
-	w.u.mu.Lock()
-	if w.u.bytes+w.u.pendingBytes+int64(len(p)) > w.max {
-		w.u.mu.Unlock()
-		w.quotaErr = quotaBytes(w.q)
-		return 0, w.quotaErr
-	}
-	w.u.pendingBytes += int64(len(p))
-	w.u.mu.Unlock()
-	n, err := w.f.Write(p)
-	w.n += int64(n)
-	if n < len(p) {
-		w.u.mu.Lock()
-		w.u.pendingBytes -= int64(len(p) - n)
-		w.u.mu.Unlock()
-	}
-	if err != nil {
-		w.writeErr = err
-	}
-	return n, err
-}
-
-func quotaBytes(q Quota) error {
-	return &sessiond.Error{Code: sessiond.ETOOLARGE,
-		Message: fmt.Sprintf("the session's files would exceed the quota of %d bytes", q.MaxBytes),
-		Details: map[string]any{"quota": "bytes", "limit": q.MaxBytes}}
-}
-
-func quotaFiles(q Quota) error {
-	return &sessiond.Error{Code: sessiond.ETOOLARGE,
-		Message: fmt.Sprintf("the session's directory would exceed the quota of %d entries", q.MaxFiles),
-		Details: map[string]any{"quota": "files", "limit": q.MaxFiles}}
 }
 
 // fsError turns a file system error into a sessiond error; paths in it are
@@ -642,7 +411,7 @@ func (h *Handler) fsError(err error) error {
 		name = le.New
 	}
 	switch {
-	case h.dirs.escapeErr != nil && errors.Is(err, h.dirs.escapeErr):
+	case h.dirs.IsEscape(err):
 		return sessiond.Errorf(sessiond.EINVALID, "%s leads out of the session directory", name)
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 		return sessiond.Errorf(sessiond.ENOTFOUND, "no such file: %s", name)

@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"sessiond"
-	"sessiond/gateway"
 	"sessiond/internal/clock"
+	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
+	"sessiond/sessiondir"
 	"sessiond/store/memory"
 )
 
@@ -30,17 +31,17 @@ type env struct {
 	t    *testing.T
 	clk  *clock.Fake
 	svc  *sessiond.Service
-	dirs *Dirs
+	dirs *sessiondir.Dirs
 	h    http.Handler
 	data string // the data directory: sessions live in data/sessions
 }
 
-func newEnv(t *testing.T, q Quota) *env {
+func newEnv(t *testing.T, q sessiondir.Quota) *env {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
 	svc := sessiond.NewService(memory.New(), clk, sessiond.Config{IdleTimeout: time.Hour}, nil)
 	data := t.TempDir()
-	dirs, err := NewDirs(filepath.Join(data, "sessions"), q)
+	dirs, err := sessiondir.NewDirs(filepath.Join(data, "sessions"), q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func checkError(t *testing.T, rec *httptest.ResponseRecorder, wantStatus, wantCo
 	if rec.Code != wantStatus {
 		t.Fatalf("status: got %d, want %d (body %s)", rec.Code, wantStatus, rec.Body)
 	}
-	var got gateway.ErrorBody
+	var got gwerr.ErrorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatalf("error body is not JSON: %v: %s", err, rec.Body)
 	}
@@ -158,7 +159,7 @@ func names(es []Entry) []string {
 // ---- confinement ----
 
 func TestEscapesAreRefused(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	_, token := e.open()
 	otherID, _ := e.open()
 	if _, err := e.dirs.Ensure(otherID); err != nil {
@@ -196,7 +197,7 @@ func TestEscapesAreRefused(t *testing.T) {
 		{"dot", "./mine"},
 		{"empty element", "a//b"},
 		{"invalid UTF-8", "a%FFb"},
-		{"reserved name", tempPrefix + "x"},
+		{"reserved name", sessiondir.TempPrefix + "x"},
 		{"too long element", strings.Repeat("a", 256)},
 		{"too long path", strings.Repeat("abcdefghi/", 103)},
 	}
@@ -208,7 +209,7 @@ func TestEscapesAreRefused(t *testing.T) {
 					body = strings.NewReader("pwned")
 				}
 				rec := e.do(method, p.path, token, body)
-				checkError(t, rec, http.StatusBadRequest, gateway.CodeInvalidParams, sessiond.EINVALID)
+				checkError(t, rec, http.StatusBadRequest, gwerr.CodeInvalidParams, sessiond.EINVALID)
 				if strings.Contains(rec.Body.String(), "top secret") || strings.Contains(rec.Body.String(), "theirs\"") {
 					t.Errorf("the answer leaks a file: %s", rec.Body)
 				}
@@ -221,7 +222,7 @@ func TestEscapesAreRefused(t *testing.T) {
 }
 
 func TestSymlinksOutAreRefused(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	id, token := e.open()
 	otherID, _ := e.open()
 	dir, err := e.dirs.Ensure(id)
@@ -275,7 +276,7 @@ func TestSymlinksOutAreRefused(t *testing.T) {
 			}
 			rec := e.do(tt.method, tt.path, token, body)
 			if tt.status != 200 {
-				checkError(t, rec, tt.status, gateway.CodeInvalidParams, sessiond.EINVALID)
+				checkError(t, rec, tt.status, gwerr.CodeInvalidParams, sessiond.EINVALID)
 				return
 			}
 			if rec.Code != 200 || rec.Body.String() != "inside" {
@@ -296,14 +297,14 @@ func TestSymlinksOutAreRefused(t *testing.T) {
 }
 
 func TestOtherSessionsCannotSeeFiles(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	_, tokenA := e.open()
 	_, tokenB := e.open()
 	if rec := e.do("PUT", "dir/a.txt", tokenA, strings.NewReader("A's")); rec.Code != http.StatusCreated {
 		t.Fatalf("PUT: got %d", rec.Code)
 	}
-	checkError(t, e.do("GET", "dir/a.txt", tokenB, nil), 404, gateway.CodeNotFound, sessiond.ENOTFOUND)
-	checkError(t, e.do("DELETE", "dir/a.txt", tokenB, nil), 404, gateway.CodeNotFound, sessiond.ENOTFOUND)
+	checkError(t, e.do("GET", "dir/a.txt", tokenB, nil), 404, gwerr.CodeNotFound, sessiond.ENOTFOUND)
+	checkError(t, e.do("DELETE", "dir/a.txt", tokenB, nil), 404, gwerr.CodeNotFound, sessiond.ENOTFOUND)
 	if got := listing(t, e.do("GET", "", tokenB, nil)); len(got) != 0 {
 		t.Errorf("B's listing: got %v, want empty", names(got))
 	}
@@ -315,7 +316,7 @@ func TestOtherSessionsCannotSeeFiles(t *testing.T) {
 // ---- authentication ----
 
 func TestAuthentication(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	ctx := context.Background()
 	k, secret, err := e.svc.CreateAPIKey(ctx, "k")
 	if err != nil {
@@ -347,7 +348,7 @@ func TestAuthentication(t *testing.T) {
 			rec := httptest.NewRecorder()
 			e.h.ServeHTTP(rec, req)
 			if tt.status == 401 {
-				checkError(t, rec, 401, gateway.CodeUnauthenticated, sessiond.EUNAUTHORIZED)
+				checkError(t, rec, 401, gwerr.CodeUnauthenticated, sessiond.EUNAUTHORIZED)
 				if rec.Header().Get("WWW-Authenticate") == "" {
 					t.Error("no WWW-Authenticate header")
 				}
@@ -361,7 +362,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestAccessTouchesSession(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	id, token := e.open()
 	e.clk.Add(50 * time.Minute)
 	if rec := e.do("GET", "", token, nil); rec.Code != 200 {
@@ -384,7 +385,7 @@ func TestAccessTouchesSession(t *testing.T) {
 // ---- reading, writing, listing, deleting ----
 
 func TestPutGetListDelete(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	id, token := e.open()
 
 	rec := e.do("PUT", "results/run%201/out.csv", token, strings.NewReader("a,b\n1,2\n"))
@@ -448,15 +449,15 @@ func TestPutGetListDelete(t *testing.T) {
 		t.Errorf("entry: got %+v, want size 3 and a modification time", entries[0])
 	}
 
-	checkError(t, e.do("GET", "missing", token, nil), 404, gateway.CodeNotFound, sessiond.ENOTFOUND)
-	checkError(t, e.do("GET", "a.txt/x", token, nil), 404, gateway.CodeNotFound, sessiond.ENOTFOUND)
-	checkError(t, e.do("PUT", "results", token, strings.NewReader("x")), 409, gateway.CodeConflict, sessiond.ECONFLICT)
-	checkError(t, e.do("PUT", "a.txt/x", token, strings.NewReader("x")), 409, gateway.CodeConflict, sessiond.ECONFLICT)
-	checkError(t, e.do("PUT", "results/", token, strings.NewReader("x")), 400, gateway.CodeInvalidParams, sessiond.EINVALID)
-	checkError(t, e.do("PUT", "", token, strings.NewReader("x")), 400, gateway.CodeInvalidParams, sessiond.EINVALID)
-	checkError(t, e.do("DELETE", "results", token, nil), 409, gateway.CodeConflict, sessiond.ECONFLICT)
-	checkError(t, e.do("DELETE", "", token, nil), 400, gateway.CodeInvalidParams, sessiond.EINVALID)
-	checkError(t, e.do("DELETE", "missing", token, nil), 404, gateway.CodeNotFound, sessiond.ENOTFOUND)
+	checkError(t, e.do("GET", "missing", token, nil), 404, gwerr.CodeNotFound, sessiond.ENOTFOUND)
+	checkError(t, e.do("GET", "a.txt/x", token, nil), 404, gwerr.CodeNotFound, sessiond.ENOTFOUND)
+	checkError(t, e.do("PUT", "results", token, strings.NewReader("x")), 409, gwerr.CodeConflict, sessiond.ECONFLICT)
+	checkError(t, e.do("PUT", "a.txt/x", token, strings.NewReader("x")), 409, gwerr.CodeConflict, sessiond.ECONFLICT)
+	checkError(t, e.do("PUT", "results/", token, strings.NewReader("x")), 400, gwerr.CodeInvalidParams, sessiond.EINVALID)
+	checkError(t, e.do("PUT", "", token, strings.NewReader("x")), 400, gwerr.CodeInvalidParams, sessiond.EINVALID)
+	checkError(t, e.do("DELETE", "results", token, nil), 409, gwerr.CodeConflict, sessiond.ECONFLICT)
+	checkError(t, e.do("DELETE", "", token, nil), 400, gwerr.CodeInvalidParams, sessiond.EINVALID)
+	checkError(t, e.do("DELETE", "missing", token, nil), 404, gwerr.CodeNotFound, sessiond.ENOTFOUND)
 
 	for _, p := range []string{"results/run%201/out.csv", "results/run%201", "results/", "a.txt"} {
 		if rec := e.do("DELETE", p, token, nil); rec.Code != http.StatusNoContent {
@@ -469,12 +470,12 @@ func TestPutGetListDelete(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	_, token := e.open()
 	for _, m := range []string{"POST", "PATCH", "OPTIONS", "MKCOL"} {
 		t.Run(m, func(t *testing.T) {
 			rec := e.do(m, "f", token, nil)
-			checkError(t, rec, http.StatusMethodNotAllowed, gateway.CodeMethodNotAllowed, gateway.CodeMethodNotAllowedName)
+			checkError(t, rec, http.StatusMethodNotAllowed, gwerr.CodeMethodNotAllowed, gwerr.CodeMethodNotAllowedName)
 			if rec.Header().Get("Allow") == "" {
 				t.Error("no Allow header")
 			}
@@ -483,7 +484,7 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestFIFOIsNotRead(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	id, token := e.open()
 	dir, _ := e.dirs.Ensure(id)
 	if err := mkfifo(filepath.Join(dir, "pipe")); err != nil {
@@ -492,13 +493,13 @@ func TestFIFOIsNotRead(t *testing.T) {
 		}
 		t.Skip("no FIFOs here:", err)
 	}
-	checkError(t, e.do("GET", "pipe", token, nil), 400, gateway.CodeInvalidParams, sessiond.EINVALID)
+	checkError(t, e.do("GET", "pipe", token, nil), 400, gwerr.CodeInvalidParams, sessiond.EINVALID)
 }
 
 // ---- quota ----
 
 func TestQuotaBytes(t *testing.T) {
-	e := newEnv(t, Quota{MaxBytes: 1000, MaxFiles: 100})
+	e := newEnv(t, sessiondir.Quota{MaxBytes: 1000, MaxFiles: 100})
 	id, token := e.open()
 	if rec := e.do("PUT", "first", token, bytes.NewReader(make([]byte, 600))); rec.Code != http.StatusCreated {
 		t.Fatalf("PUT first: got %d (%s)", rec.Code, rec.Body)
@@ -530,7 +531,7 @@ func TestQuotaBytes(t *testing.T) {
 			req.Header.Set("Xdata-Session-Token", token)
 			rec := httptest.NewRecorder()
 			e.h.ServeHTTP(rec, req)
-			checkError(t, rec, http.StatusRequestEntityTooLarge, gateway.CodeTooLarge, sessiond.ETOOLARGE)
+			checkError(t, rec, http.StatusRequestEntityTooLarge, gwerr.CodeTooLarge, sessiond.ETOOLARGE)
 			if after := tree(t, e.sessionDir(id)); !sameTree(before, after) {
 				t.Errorf("the session directory changed:\nbefore %v\n after %v", before, after)
 			}
@@ -549,7 +550,7 @@ func TestQuotaBytes(t *testing.T) {
 }
 
 func TestQuotaFiles(t *testing.T) {
-	e := newEnv(t, Quota{MaxBytes: 1 << 20, MaxFiles: 3})
+	e := newEnv(t, sessiondir.Quota{MaxBytes: 1 << 20, MaxFiles: 3})
 	id, token := e.open()
 	put := func(p string) *httptest.ResponseRecorder { return e.do("PUT", p, token, strings.NewReader("x")) }
 	for _, p := range []string{"a", "b"} {
@@ -559,7 +560,7 @@ func TestQuotaFiles(t *testing.T) {
 	}
 	before := tree(t, e.sessionDir(id))
 	// A file in a new directory needs two entries; one is left.
-	checkError(t, put("d/c"), 413, gateway.CodeTooLarge, sessiond.ETOOLARGE)
+	checkError(t, put("d/c"), 413, gwerr.CodeTooLarge, sessiond.ETOOLARGE)
 	if after := tree(t, e.sessionDir(id)); !sameTree(before, after) {
 		t.Errorf("the session directory changed:\nbefore %v\n after %v", before, after)
 	}
@@ -569,17 +570,17 @@ func TestQuotaFiles(t *testing.T) {
 	if rec := put("c"); rec.Code != http.StatusOK {
 		t.Errorf("replacing c: got %d, want 200 (%s)", rec.Code, rec.Body)
 	}
-	checkError(t, put("e"), 413, gateway.CodeTooLarge, sessiond.ETOOLARGE)
+	checkError(t, put("e"), 413, gwerr.CodeTooLarge, sessiond.ETOOLARGE)
 	// Files a backend wrote directly count too.
 	e.do("DELETE", "c", token, nil)
 	os.WriteFile(filepath.Join(e.sessionDir(id), "by-backend"), []byte("b"), 0o600)
-	checkError(t, put("e"), 413, gateway.CodeTooLarge, sessiond.ETOOLARGE)
+	checkError(t, put("e"), 413, gwerr.CodeTooLarge, sessiond.ETOOLARGE)
 }
 
 // Two uploads in flight share the quota: the second cannot use what the
 // first is still writing.
 func TestQuotaConcurrentUploads(t *testing.T) {
-	e := newEnv(t, Quota{MaxBytes: 1000, MaxFiles: 100})
+	e := newEnv(t, sessiondir.Quota{MaxBytes: 1000, MaxFiles: 100})
 	id, token := e.open()
 	pr, pw := io.Pipe()
 	req := httptest.NewRequest("PUT", DefaultPrefix+"a", pr)
@@ -596,7 +597,7 @@ func TestQuotaConcurrentUploads(t *testing.T) {
 	// above are already counted.
 	pw.Write([]byte{1})
 
-	checkError(t, e.do("PUT", "b", token, bytes.NewReader(make([]byte, 600))), 413, gateway.CodeTooLarge, sessiond.ETOOLARGE)
+	checkError(t, e.do("PUT", "b", token, bytes.NewReader(make([]byte, 600))), 413, gwerr.CodeTooLarge, sessiond.ETOOLARGE)
 	if rec := e.do("PUT", "c", token, bytes.NewReader(make([]byte, 399))); rec.Code != http.StatusCreated {
 		t.Errorf("PUT within what is left: got %d (%s)", rec.Code, rec.Body)
 	}
@@ -613,7 +614,7 @@ func TestQuotaConcurrentUploads(t *testing.T) {
 
 // An upload the client abandons leaves nothing behind.
 func TestBrokenUploadLeavesNothing(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	id, token := e.open()
 	e.dirs.Ensure(id)
 	before := tree(t, e.sessionDir(id))
@@ -622,7 +623,7 @@ func TestBrokenUploadLeavesNothing(t *testing.T) {
 	req.Header.Set("Xdata-Session-Token", token)
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
-	checkError(t, rec, 400, gateway.CodeInvalidParams, sessiond.EINVALID)
+	checkError(t, rec, 400, gwerr.CodeInvalidParams, sessiond.EINVALID)
 	if after := tree(t, e.sessionDir(id)); !sameTree(before, after) {
 		t.Errorf("the session directory changed:\nbefore %v\n after %v", before, after)
 	}
@@ -632,170 +633,11 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
-// ---- lifetime ----
-
-func TestDirectoryRemovedWhenSessionEnds(t *testing.T) {
-	ctx := context.Background()
-	tests := []struct {
-		name string
-		end  func(e *env, id string)
-	}{
-		{"closed", func(e *env, id string) { e.svc.CloseSession(ctx, id, sessiond.ReasonClosed) }},
-		{"force-closed", func(e *env, id string) { e.svc.CloseSession(ctx, id, sessiond.ReasonForced) }},
-		{"deleted", func(e *env, id string) { e.svc.Delete(ctx, id) }},
-		{"expired", func(e *env, id string) {
-			e.clk.Add(time.Hour + time.Millisecond)
-			e.svc.Sweep(ctx)
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, Quota{})
-			id, token := e.open()
-			keepID, keepToken := e.open()
-			if rec := e.do("PUT", "d/f", token, strings.NewReader("x")); rec.Code != http.StatusCreated {
-				t.Fatalf("PUT: got %d", rec.Code)
-			}
-			if tt.name != "expired" {
-				e.do("PUT", "kept", keepToken, strings.NewReader("x"))
-			}
-			tt.end(e, id)
-			if _, err := os.Lstat(e.sessionDir(id)); !os.IsNotExist(err) {
-				t.Errorf("the ended session's directory: got %v, want it gone", err)
-			}
-			checkError(t, e.do("GET", "d/f", token, nil), 401, gateway.CodeUnauthenticated, sessiond.EUNAUTHORIZED)
-			if tt.name != "expired" {
-				if _, err := os.Stat(filepath.Join(e.sessionDir(keepID), "kept")); err != nil {
-					t.Errorf("another session's file: %v", err)
-				}
-			}
-		})
-	}
-}
-
-func TestDirectoryRemovedWhenKeyRevoked(t *testing.T) {
-	e := newEnv(t, Quota{})
-	ctx := context.Background()
-	k, _, err := e.svc.CreateAPIKey(ctx, "tenant")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, token, err := e.svc.Open(ctx, sessiond.OpenRequest{APIKeyID: k.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec := e.do("PUT", "f", token, strings.NewReader("x")); rec.Code != http.StatusCreated {
-		t.Fatalf("PUT: got %d", rec.Code)
-	}
-	if err := e.svc.RevokeAPIKey(ctx, k.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(e.sessionDir(s.ID)); !os.IsNotExist(err) {
-		t.Errorf("the revoked key's session directory: got %v, want it gone", err)
-	}
-	checkError(t, e.do("GET", "f", token, nil), 401, gateway.CodeUnauthenticated, sessiond.EUNAUTHORIZED)
-}
-
-func TestReconcile(t *testing.T) {
-	e := newEnv(t, Quota{})
-	ctx := context.Background()
-	// A second Service over the same store, without the OnEnd hook, plays
-	// the sessions ending while the daemon was down.
-	alive, _ := e.open()
-	closed, _ := e.open()
-	deleted, _ := e.open()
-	expiring, _ := e.open()
-	svc2 := sessiond.NewService(e.svc.Store(), e.clk, e.svc.Config(), nil)
-	for _, id := range []string{alive, closed, deleted, expiring} {
-		if _, err := e.dirs.Ensure(id); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(e.sessionDir(id), "f"), []byte("x"), 0o600)
-	}
-	svc2.CloseSession(ctx, closed, sessiond.ReasonClosed)
-	svc2.Delete(ctx, deleted)
-	svc2.Touch(alive)
-	e.clk.Add(40 * time.Minute)
-	svc2.Touch(alive)
-	svc2.FlushTouches(ctx)
-	e.clk.Add(40 * time.Minute) // expiring is now dead (idle 1h), not yet swept
-	foreign := filepath.Join(e.data, "sessions", "not a session")
-	os.Mkdir(foreign, 0o700)
-
-	if err := e.dirs.Reconcile(ctx, svc2); err != nil {
-		t.Fatal(err)
-	}
-	for id, want := range map[string]bool{alive: true, closed: false, deleted: false, expiring: false} {
-		_, err := os.Stat(e.sessionDir(id))
-		if got := err == nil; got != want {
-			t.Errorf("directory of %s: got exists=%v, want %v", id, got, want)
-		}
-	}
-	if _, err := os.Stat(foreign); err != nil {
-		t.Errorf("an entry that is no session's: got %v, want it left alone", err)
-	}
-}
-
-func TestNewDirsAndEnsure(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "data", "sessions")
-	d, err := NewDirs(root, Quota{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if st, err := os.Stat(root); err != nil || st.Mode().Perm() != 0o700 {
-		t.Fatalf("root: got %v, %v, want a 0700 directory", st, err)
-	}
-	if q := d.Quota(); q.MaxBytes != DefaultMaxBytes || q.MaxFiles != DefaultMaxFiles {
-		t.Errorf("quota: got %+v, want the defaults", q)
-	}
-	tests := []struct {
-		id      string
-		wantErr bool
-	}{
-		{"0123456789abcdef0123456789abcdef", false},
-		{"A_b-C", false},
-		{strings.Repeat("a", 128), false},
-		{"", true},
-		{strings.Repeat("a", 129), true},
-		{"..", true},
-		{"a/b", true},
-		{"a.b", true},
-		{"a b", true},
-		{"/etc", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.id, func(t *testing.T) {
-			p, err := d.Ensure(tt.id)
-			if gotErr := err != nil; gotErr != tt.wantErr {
-				t.Fatalf("Ensure(%q): got %v, want error %v", tt.id, err, tt.wantErr)
-			}
-			if err != nil {
-				return
-			}
-			if want := filepath.Join(root, tt.id); p != want {
-				t.Errorf("path: got %q, want %q", p, want)
-			}
-			if st, err := os.Stat(p); err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
-				t.Errorf("directory: got %v, %v", st, err)
-			}
-			if again, err := d.Ensure(tt.id); err != nil || again != p {
-				t.Errorf("second Ensure: got %q, %v", again, err)
-			}
-		})
-	}
-	// A file where a directory should be is not taken for one.
-	os.WriteFile(filepath.Join(root, "plainfile"), nil, 0o600)
-	if _, err := d.Ensure("plainfile"); err == nil {
-		t.Error("Ensure over a file: got no error")
-	}
-}
-
 // Behind a ServeMux, as the daemon mounts it, no escape gets anything
 // either: the mux may redirect a path it cleans, but never serves a file
 // from outside.
 func TestEscapesThroughServeMux(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	_, token := e.open()
 	mux := http.NewServeMux()
 	mux.Handle(DefaultPrefix, e.h)
@@ -825,7 +667,7 @@ func TestEscapesThroughServeMux(t *testing.T) {
 // followed: the first session sees none of the second's files, and can
 // write nothing into it.
 func TestSessionDirReplacedByLinkIsRefused(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	idA, tokenA := e.open()
 	idB, tokenB := e.open()
 	if rec := e.do("PUT", "b.txt", tokenB, strings.NewReader("B's")); rec.Code != http.StatusCreated {
@@ -863,7 +705,7 @@ func TestSessionDirReplacedByLinkIsRefused(t *testing.T) {
 // page: each answer at most the bound, sorted, with a Link to the next
 // page while more follow, and every entry exactly once in all.
 func TestListingIsBoundedAndPaged(t *testing.T) {
-	e := newEnv(t, Quota{})
+	e := newEnv(t, sessiondir.Quota{})
 	id, token := e.open()
 	e.do("GET", "", token, nil) // creates the directory
 	var want []string
@@ -874,7 +716,7 @@ func TestListingIsBoundedAndPaged(t *testing.T) {
 		}
 		want = append(want, name)
 	}
-	if err := os.WriteFile(filepath.Join(e.sessionDir(id), tempPrefix+"x"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(e.sessionDir(id), sessiondir.TempPrefix+"x"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(want)

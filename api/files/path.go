@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"sessiond"
+	"sessiond/sessiondir"
 )
 
 // Limits of a file path inside a session directory.
@@ -12,10 +13,6 @@ const (
 	maxPathLen    = 1024 // bytes, decoded
 	maxElementLen = 255  // bytes, the usual file system limit
 )
-
-// tempPrefix starts the names of uploads in progress. Clients cannot name
-// such files, and listings and quota walks skip them.
-const tempPrefix = ".sessiond-upload-"
 
 // cleanPath turns the escaped remainder of a files URL (what follows
 // /api/v1/session/files/) into a path relative to the session directory.
@@ -84,8 +81,8 @@ func cleanPath(escaped string) (rel string, dir bool, err error) {
 			return "", false, invalid("the path may not contain %q elements", elem)
 		case len(elem) > maxElementLen:
 			return "", false, invalid("a path element is longer than %d bytes", maxElementLen)
-		case strings.HasPrefix(elem, tempPrefix):
-			return "", false, invalid("names starting with %q are reserved", tempPrefix)
+		case strings.HasPrefix(elem, sessiondir.TempPrefix):
+			return "", false, invalid("names starting with %q are reserved", sessiondir.TempPrefix)
 		}
 	}
 	return body, dir, nil

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sessiond/sessiondir"
 )
 
 func TestCleanPath(t *testing.T) {
@@ -38,7 +40,7 @@ func TestCleanPath(t *testing.T) {
 		{"bad escape", "%g0", "", false, true},
 		{"short escape", "%4", "", false, true},
 		{"bad UTF-8", "%C3", "", false, true},
-		{"reserved", "a/" + tempPrefix + "1", "", false, true},
+		{"reserved", "a/" + sessiondir.TempPrefix + "1", "", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

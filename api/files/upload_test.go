@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"sessiond"
-	"sessiond/gateway"
+	"sessiond/internal/gwerr"
+	"sessiond/sessiondir"
 )
 
 // rawPut sends a PUT over a real socket: the headers, then (unless
@@ -69,7 +70,7 @@ func chunked(n int) io.Reader {
 // it sends its body: announced and never sent (Expect: 100-continue),
 // announced and sent anyway, or chunked and cut off by the quota.
 func TestOverQuotaUploadGetsA413(t *testing.T) {
-	e := newEnv(t, Quota{MaxBytes: 1000})
+	e := newEnv(t, sessiondir.Quota{MaxBytes: 1000})
 	srv := httptest.NewServer(e.h)
 	defer srv.Close()
 	_, token := e.open()
@@ -98,7 +99,7 @@ func TestOverQuotaUploadGetsA413(t *testing.T) {
 			}
 		})
 	}
-	checkError(t, e.do("GET", "big", token, nil), 404, gateway.CodeNotFound, sessiond.ENOTFOUND)
+	checkError(t, e.do("GET", "big", token, nil), 404, gwerr.CodeNotFound, sessiond.ENOTFOUND)
 }
 
 type zeros struct{}

@@ -77,24 +77,38 @@ type Options struct {
 	Log *slog.Logger
 }
 
+// DefaultOptions returns the engine's defaults: the one place they are
+// defined (the command line shows CachedSessions).
+func DefaultOptions() Options {
+	return Options{
+		LockTimeout:    time.Second,
+		SweepBatch:     1000,
+		CacheSize:      128 << 20,
+		MemTableSize:   32 << 20,
+		CachedSessions: 1_000_000,
+		WALSyncDelay:   300 * time.Microsecond,
+	}
+}
+
 func (o Options) withDefaults() Options {
+	d := DefaultOptions()
 	if o.LockTimeout <= 0 {
-		o.LockTimeout = time.Second
+		o.LockTimeout = d.LockTimeout
 	}
 	if o.SweepBatch <= 0 {
-		o.SweepBatch = 1000
+		o.SweepBatch = d.SweepBatch
 	}
 	if o.CachedSessions == 0 {
-		o.CachedSessions = 1_000_000
+		o.CachedSessions = d.CachedSessions
 	}
 	if o.WALSyncDelay == 0 {
-		o.WALSyncDelay = 300 * time.Microsecond
+		o.WALSyncDelay = d.WALSyncDelay
 	}
 	if o.CacheSize <= 0 {
-		o.CacheSize = 128 << 20
+		o.CacheSize = d.CacheSize
 	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = 32 << 20
+		o.MemTableSize = d.MemTableSize
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

@@ -1,4 +1,8 @@
-package gateway
+// Package gwerr is the error dialect of SPEC section 6, spoken by the
+// gateway and by the session files API: both answer refused requests with
+// one JSON-RPC style body. It lives below both so that neither imports the
+// other.
+package gwerr
 
 import (
 	"errors"
@@ -98,8 +102,10 @@ func Status(code string) (status, rpcCode int) {
 	}
 }
 
-// upstreamError marks a failure of the gateway's upstream: unavailable
-// is then 502 (a bad gateway), not 503 (sessiond itself cannot serve).
+// Upstream marks e as a failure of the gateway's upstream: unavailable is
+// then 502 (a bad gateway), not 503 (sessiond itself cannot serve).
+func Upstream(e *sessiond.Error) error { return upstreamError{e} }
+
 type upstreamError struct{ err *sessiond.Error }
 
 func (u upstreamError) Error() string { return u.err.Error() }

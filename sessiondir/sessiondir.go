@@ -1,4 +1,10 @@
-package files
+// Package sessiondir keeps the session directories of SPEC section 6: one
+// private directory per session under <data-dir>/sessions, created on first
+// use and removed when the session ends (Dirs.Remove, a Service.OnEnd
+// hook), and the quota accounting of what a session stores there (Upload,
+// Delete). The files API (api/files) serves them over HTTP; the gateway
+// hands their paths to co-located backends.
+package sessiondir
 
 import (
 	"context"
@@ -8,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"sessiond"
@@ -152,8 +159,15 @@ func (d *Dirs) Ensure(sessionID string) (string, error) {
 	return p, nil
 }
 
-// open ensures the session's directory and opens it as a root of its own.
-func (d *Dirs) open(sessionID string) (*os.Root, error) {
+// IsEscape reports whether err is os.Root refusing a path (a symbolic link,
+// say) that leads out of a session directory.
+func (d *Dirs) IsEscape(err error) bool {
+	return d.escapeErr != nil && errors.Is(err, d.escapeErr)
+}
+
+// Open ensures the session's directory and opens it as a root of its own,
+// never through a symbolic link put in its place. The caller closes it.
+func (d *Dirs) Open(sessionID string) (*os.Root, error) {
 	if _, err := d.Ensure(sessionID); err != nil {
 		return nil, err
 	}
@@ -313,7 +327,7 @@ func (u *usage) measure(root *os.Root, maxEntries int) error {
 		if p == "." {
 			return nil
 		}
-		if isTemp(e.Name()) {
+		if IsTemp(e.Name()) {
 			return nil
 		}
 		entries++
@@ -334,6 +348,9 @@ func (u *usage) measure(root *os.Root, maxEntries int) error {
 	return nil
 }
 
-func isTemp(name string) bool {
-	return len(name) >= len(tempPrefix) && name[:len(tempPrefix)] == tempPrefix
-}
+// TempPrefix starts the names of uploads in progress. Clients must not be
+// able to name such files, and listings and quota walks skip them.
+const TempPrefix = ".sessiond-upload-"
+
+// IsTemp reports whether name is that of an upload in progress.
+func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
