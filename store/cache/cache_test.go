@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,6 +139,35 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Engine{New: func(t *testing.T) sessiond.Store {
 		return cache.New(newShared(), cache.Options{})
 	}})
+}
+
+// TestCopySession: the cache's copy is Session.Clone's, and its parts do
+// not share room: appending to one leaves the others alone.
+func TestCopySession(t *testing.T) {
+	for _, s := range []*sessiond.Session{
+		session("a", t0),
+		{ID: "empty"},
+		{ID: "zero-length", User: []byte{}, Data: []byte("null"), TokenHash: []byte{}},
+		{ID: "full", User: []byte(`{"u":1}`), Data: []byte(`[1]`), TokenHash: tokenHash("full"), CloseReason: "closed"},
+	} {
+		c := cache.CopySession(s)
+		if !reflect.DeepEqual(c, s.Clone()) {
+			t.Errorf("%s: copy %+v, Clone %+v", s.ID, c, s.Clone())
+		}
+		if len(c.User) > 0 {
+			want := string(c.Data)
+			_ = append(c.User, "xxxxxxxx"...)
+			if string(c.Data) != want {
+				t.Errorf("%s: appending to User changed Data to %s", s.ID, c.Data)
+			}
+		}
+		if len(c.Data) > 0 {
+			c.Data[0] = 'X'
+			if s.Data[0] == 'X' {
+				t.Errorf("%s: the copy shares Data with the original", s.ID)
+			}
+		}
+	}
 }
 
 func TestNewNeedsStreamer(t *testing.T) {
@@ -583,3 +613,31 @@ func BenchmarkTokenHit(b *testing.B) {
 		benchHit(b, m, benchTokens(b, m, n))
 	})
 }
+
+// BenchmarkCopy is the copy every hit returns, alone, as Session.Clone
+// makes it and as the cache does: compare with BenchmarkTokenHit/cache.
+func BenchmarkCopy(b *testing.B) {
+	m := memory.New()
+	hashes := benchTokens(b, m, 1)
+	sess, err := m.GetByTokenHash(context.Background(), hashes[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, copy := range map[string]func(*sessiond.Session) *sessiond.Session{
+		"Clone": (*sessiond.Session).Clone,
+		"cache": cache.CopySession,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var sink *sessiond.Session
+				for pb.Next() {
+					sink = copy(sess)
+				}
+				benchSink.Store(sink)
+			})
+		})
+	}
+}
+
+var benchSink atomic.Pointer[sessiond.Session]

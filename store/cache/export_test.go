@@ -1,0 +1,4 @@
+package cache
+
+// CopySession is copySession, for the tests and benchmarks.
+var CopySession = copySession
