@@ -434,10 +434,14 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 }
 
 // raise replaces the entry of t.ID, if any, with one whose RequestTime is
-// raised to t.Time, as the store's Touch did.
+// raised to t.Time, as the store's Touch did. It counts as an
+// invalidation for reads in flight: one that read before the touch must
+// not fill the entry after it.
 func (s *Store) raise(t sessiond.Touch) {
+	seq := s.seq.Add(1)
 	sh := s.idShard(t.ID)
 	sh.mu.Lock()
+	sh.inval = seq
 	old, ok := sh.m[t.ID]
 	if !ok || !old.sess.Active || !t.Time.After(old.sess.RequestTime) {
 		sh.mu.Unlock()
