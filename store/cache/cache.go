@@ -208,11 +208,15 @@ func (s *Store) invalidate(id string) {
 	sh := s.idShard(id)
 	sh.mu.Lock()
 	sh.inval = seq
-	if e, ok := sh.m[id]; ok {
+	e, ok := sh.m[id]
+	if ok {
 		e.dead.Store(true)
 		delete(sh.m, id)
 	}
 	sh.mu.Unlock()
+	if ok {
+		s.unindex(e)
+	}
 }
 
 // dropAll empties the cache and keeps reads in flight from filling it.
@@ -257,60 +261,64 @@ func (s *Store) fill(sess *sessiond.Session, fetched time.Time, seq uint64) {
 		sh.mu.Unlock()
 		return
 	}
-	if old, ok := sh.m[sess.ID]; ok {
+	old, ok := sh.m[sess.ID]
+	if !ok && len(sh.m) >= sh.max {
+		old = evict(sh.m)
+	}
+	if old != nil {
 		old.dead.Store(true)
-	} else if len(sh.m) >= sh.max {
-		evict(sh.m)
 	}
 	sh.m[sess.ID] = e
 	sh.mu.Unlock()
+	if old != nil {
+		s.unindex(old)
+	}
 	s.index(e)
 }
 
-// index puts e in the token index. If e died in between, the index holds
-// a dead entry, which lookups skip.
+// index puts e in the token index unless it died already. An entry that
+// dies later is taken out by whoever killed it (unindex), so the index
+// holds no dead entry for long: lookups skip any they meet.
 func (s *Store) index(e *entry) {
 	if len(e.sess.TokenHash) == 0 {
 		return
 	}
 	th := s.tokenShard(e.sess.TokenHash)
 	th.mu.Lock()
-	if _, ok := th.m[string(e.sess.TokenHash)]; !ok && len(th.m) >= th.max {
-		evictToken(th.m)
+	if !e.dead.Load() {
+		if _, ok := th.m[string(e.sess.TokenHash)]; !ok && len(th.m) >= th.max {
+			evict(th.m)
+		}
+		th.m[string(e.sess.TokenHash)] = e
 	}
-	th.m[string(e.sess.TokenHash)] = e
 	th.mu.Unlock()
 }
 
-// evict drops an arbitrary entry: the one Go's map iteration starts at,
-// which is random. Entries live a second, so which one goes matters
-// little, and this costs no bookkeeping on hits (no LRU list to move).
-func evict(m map[string]*entry) {
-	for id, e := range m {
-		e.dead.Store(true)
-		delete(m, id)
+// unindex takes the dead entry e out of the token index, if it is there.
+// It runs after e was marked dead: an index of e that saw it alive holds
+// the token shard's lock before this does, so nothing puts e back after.
+func (s *Store) unindex(e *entry) {
+	if len(e.sess.TokenHash) == 0 {
 		return
 	}
+	th := s.tokenShard(e.sess.TokenHash)
+	th.mu.Lock()
+	if th.m[string(e.sess.TokenHash)] == e {
+		delete(th.m, string(e.sess.TokenHash))
+	}
+	th.mu.Unlock()
 }
 
-// evictToken drops a dead entry of the token index if the first few it
-// meets include one, else an arbitrary one.
-func evictToken(m map[string]*entry) {
-	n := 0
-	var victim string
+// evict drops an arbitrary entry of m, the one Go's map iteration starts
+// at (a random one), and returns it. Entries live MaxAge (a second), so
+// which one goes matters little, and random eviction costs hits nothing:
+// no LRU list to move, no clock bit to set, under a read lock.
+func evict(m map[string]*entry) *entry {
 	for k, e := range m {
-		if e.dead.Load() {
-			delete(m, k)
-			return
-		}
-		if n == 0 {
-			victim = k
-		}
-		if n++; n == 8 {
-			break
-		}
+		delete(m, k)
+		return e
 	}
-	delete(m, victim)
+	return nil
 }
 
 // Get returns the session of id, from memory when a fresh entry is there.

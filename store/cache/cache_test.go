@@ -141,6 +141,14 @@ func TestConformance(t *testing.T) {
 	}})
 }
 
+// BenchmarkMissEvict: every lookup misses a full cache, reads the store
+// and evicts an entry to fill: the cost of eviction, beside a bare lookup.
+func BenchmarkMissEvict(b *testing.B) {
+	c := cache.New(newShared(), cache.Options{MaxEntries: 1000, MaxAge: time.Hour})
+	hashes := benchTokens(b, c, 10_000)
+	benchHit(b, c, hashes)
+}
+
 // TestCopySession: the cache's copy is Session.Clone's, and its parts do
 // not share room: appending to one leaves the others alone.
 func TestCopySession(t *testing.T) {
@@ -282,6 +290,9 @@ func TestEventsInvalidate(t *testing.T) {
 				ev = sessiond.Event{Kind: tt.kind, APIKeyID: "k"}
 			}
 			in.stream.Publish(t.Context(), ev)
+			if n, tn := c.Len(), c.TokenLen(); tt.drop && (n != 0 || tn != 0) {
+				t.Errorf("after %s: %d entries, %d in the token index, want none", tt.kind, n, tn)
+			}
 			before := in.reads()
 			got := readBoth(t, c)
 			want := `{"n":1}`
@@ -448,8 +459,8 @@ func TestEvictionBound(t *testing.T) {
 				if _, err := c.GetByTokenHash(t.Context(), tokenHash(id)); err != nil {
 					t.Fatal(err)
 				}
-				if n := c.Len(); n > max {
-					t.Fatalf("%d entries, bound %d", n, max)
+				if n, tn := c.Len(), c.TokenLen(); n > max || tn > max {
+					t.Fatalf("%d entries, %d in the token index, bound %d", n, tn, max)
 				}
 			}
 			if c.Len() == 0 {
