@@ -338,7 +338,7 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 		return nil, err
 	}
 	if ok && sess.ID == id {
-		s.fill(sess.Clone(), now, seq)
+		s.fill(copySession(sess), now, seq)
 	}
 	return sess, nil
 }
@@ -371,7 +371,7 @@ func (s *Store) GetByTokenHash(ctx context.Context, hash []byte) (*sessiond.Sess
 		return nil, err
 	}
 	if ok && bytes.Equal(sess.TokenHash, hash) {
-		s.fill(sess.Clone(), now, seq)
+		s.fill(copySession(sess), now, seq)
 	}
 	return sess, nil
 }
@@ -455,7 +455,7 @@ func (s *Store) raise(t sessiond.Touch) {
 		sh.mu.Unlock()
 		return
 	}
-	c := old.sess.Clone()
+	c := copySession(old.sess)
 	c.RequestTime = t.Time
 	e := &entry{sess: c, fetched: old.fetched}
 	old.dead.Store(true)
