@@ -20,8 +20,12 @@
 //     instances flush in batches every TouchInterval (1s) without an event,
 //     and a change whose publication never arrived (a crash between commit
 //     and publish) without the stream noticing a loss. The Service judges
-//     liveness from RequestTime, so a cached RequestTime at most MaxAge old
-//     shortens no session by more than that, never lengthens it.
+//     liveness from RequestTime by its own clock, so an older cached
+//     RequestTime can only make a session look idle sooner (by MaxAge plus
+//     the other instance's TouchInterval at most, against an idle timeout
+//     of hours), never keep a dead one alive; this instance's own touches
+//     are applied on top by the Service (applyPending) and refreshed here
+//     when flushed (Touch).
 //   - A read that started before an invalidation and finished after it
 //     does not fill the cache (generations, below), so an invalidation is
 //     never undone by an older read.
