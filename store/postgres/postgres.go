@@ -61,9 +61,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"syscall"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -267,4 +267,3 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	defer cancel()
 	return s.wrap(retry(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) }))
 }
-

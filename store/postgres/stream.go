@@ -331,4 +331,3 @@ func (st *Stream) pruneLoop(ctx context.Context) {
 		}
 	}
 }
-
