@@ -262,8 +262,11 @@ func retry(ctx context.Context, fn func() error) error {
 
 // tx runs fn in a transaction, bounded by the OpTimeout, retried on a
 // deadlock.
-func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+// fn receives the bounded context, for its statements.
+func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	return s.wrap(retry(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) }))
+	return s.wrap(retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	}))
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,16 +26,24 @@ func open(t *testing.T, url string, opts postgres.Options) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
-	urls := map[sessiond.Store]string{}
+	var (
+		mu   sync.Mutex
+		urls = map[sessiond.Store]string{}
+	)
 	storetest.Run(t, storetest.Engine{
 		New: func(t *testing.T) sessiond.Store {
 			url := pgtest.Schema(t)
 			s := open(t, url, postgres.Options{})
+			mu.Lock()
 			urls[s] = url
+			mu.Unlock()
 			return s
 		},
 		Reopen: func(t *testing.T, s sessiond.Store) sessiond.Store {
-			return open(t, urls[s], postgres.Options{})
+			mu.Lock()
+			url := urls[s]
+			mu.Unlock()
+			return open(t, url, postgres.Options{})
 		},
 	})
 }
