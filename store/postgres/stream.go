@@ -20,6 +20,9 @@ const (
 	// maxChunk bounds the events of one notification, in bytes of JSON,
 	// below PostgreSQL's 8000-byte payload limit (the envelope adds ~40).
 	maxChunk = 7800
+	// bigEvent: an event whose JSON is longer does not fit a notification
+	// alone (`"e":[` + event + `]`).
+	bigEvent = maxChunk - len(`"e":[]`) - 1
 	// catchUpMargin is how far before the last event seen a catch-up
 	// starts reading: publications commit slightly out of their order of
 	// start, and every event published within the margin is delivered
@@ -67,6 +70,9 @@ var _ sessiond.Stream = (*Stream)(nil)
 type notification struct {
 	At     int64            `json:"at"`
 	Events []sessiond.Event `json:"e"`
+	// Big names the origin of a publication whose events too big for a
+	// notification are to be read from the table.
+	Big string `json:"big"`
 }
 
 // newStream connects the listener and starts it.
@@ -111,32 +117,48 @@ func (st *Stream) Publish(ctx context.Context, evs ...sessiond.Event) error {
 	st.local.Stamp(evs)
 	st.local.Deliver(evs)
 
+	// Each notification carries `"e":[events...]` of at most maxChunk
+	// bytes; an event too big for one alone is replaced by `"big":origin`,
+	// which tells listeners to read the publication's big events from the
+	// table.
 	payloads := make([]string, len(evs))
 	var chunks []string
-	chunk := []byte{'['}
+	chunk := []byte(`"e":[`)
+	const empty = len(`"e":[`)
+	flush := func() {
+		if len(chunk) > empty {
+			chunks = append(chunks, string(append(chunk, ']')))
+			chunk = []byte(`"e":[`)
+		}
+	}
+	origin, _ := json.Marshal(st.Origin())
 	for i, e := range evs {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return sessiond.Internal(err)
 		}
 		payloads[i] = string(b)
-		if len(chunk) > 1 && len(chunk)+len(b)+2 > maxChunk {
-			chunks = append(chunks, string(append(chunk, ']')))
-			chunk = []byte{'['}
+		if len(b) > bigEvent {
+			flush()
+			chunks = append(chunks, `"big":`+string(origin))
+			continue
 		}
-		if len(chunk) > 1 {
+		if len(chunk)+len(b)+2 > maxChunk {
+			flush()
+		}
+		if len(chunk) > empty {
 			chunk = append(chunk, ',')
 		}
 		chunk = append(chunk, b...)
 	}
-	chunks = append(chunks, string(append(chunk, ']')))
+	flush()
 
 	ctx, cancel := st.store.op(ctx)
 	defer cancel()
 	return st.store.wrap(retry(ctx, func() error {
 		_, err := st.store.pool.Exec(ctx, `WITH ins AS (
 				INSERT INTO events (origin, payload) SELECT $1, unnest($2::text[]))
-			SELECT count(pg_notify($3, '{"at":' || (extract(epoch FROM now()) * 1000000)::bigint || ',"e":' || c || '}'))
+			SELECT count(pg_notify($3, '{"at":' || (extract(epoch FROM now()) * 1000000)::bigint || ',' || c || '}'))
 			FROM unnest($4::text[]) AS c`,
 			st.Origin(), payloads, st.channel, chunks)
 		return err
@@ -297,8 +319,14 @@ func (st *Stream) listen(ctx context.Context, conn *pgx.Conn, lastAt *time.Time)
 			st.log.Warn("postgres stream: bad notification", "err", err)
 			continue
 		}
-		if at := time.UnixMicro(msg.At); at.After(*lastAt) {
+		at := time.UnixMicro(msg.At)
+		if at.After(*lastAt) {
 			*lastAt = at
+		}
+		if msg.Big != "" && msg.Big != st.Origin() {
+			if msg.Events, err = st.bigEvents(ctx, conn, msg.Big, at); err != nil {
+				return err
+			}
 		}
 		evs := msg.Events[:0]
 		for _, e := range msg.Events {
@@ -310,6 +338,32 @@ func (st *Stream) listen(ctx context.Context, conn *pgx.Conn, lastAt *time.Time)
 			st.local.Deliver(evs)
 		}
 	}
+}
+
+// bigEvents reads the events too big for a notification that origin
+// published at at (the publication's transaction time).
+func (st *Stream) bigEvents(ctx context.Context, conn *pgx.Conn, origin string, at time.Time) ([]sessiond.Event, error) {
+	ctx, cancel := st.store.op(ctx)
+	defer cancel()
+	rows, err := conn.Query(ctx, `SELECT payload FROM events
+		WHERE at = $1 AND origin = $2 AND octet_length(payload) > $3 ORDER BY seq`, at, origin, bigEvent)
+	if err != nil {
+		return nil, err
+	}
+	payloads, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var evs []sessiond.Event
+	for _, p := range payloads {
+		var e sessiond.Event
+		if err := json.Unmarshal([]byte(p), &e); err != nil {
+			st.log.Warn("postgres stream: bad event in the events table", "err", err)
+			continue
+		}
+		evs = append(evs, e)
+	}
+	return evs, nil
 }
 
 // pruneLoop deletes events older than the retention, in batches that skip

@@ -171,6 +171,22 @@ func TestStreamBigBatch(t *testing.T) {
 	}
 }
 
+// An event too big for a notification (a huge session id) is read from
+// the table, in its place among the others.
+func TestStreamBigEvent(t *testing.T) {
+	a, b := pair(t)
+	rb := record(t, b.Stream())
+	huge := strings.Repeat("h", 20000)
+	if err := a.Stream().Publish(t.Context(), opened("first"), opened(huge), opened("last")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	evs := rb.wait(t, "the three events on B", func(evs []sessiond.Event) bool { return index(evs, 0, sessiond.EventOpened, "last") >= 0 })
+	first, big, last := index(evs, 0, sessiond.EventOpened, "first"), index(evs, 0, sessiond.EventOpened, huge), index(evs, 0, sessiond.EventOpened, "last")
+	if !(first >= 0 && first < big && big < last) || len(evs) != 3 {
+		t.Errorf("B received %d events, big at %d (first %d, last %d); want the three in order", len(evs), big, first, last)
+	}
+}
+
 // listenerPID returns the backend pid of the listener of the instance
 // named origin.
 func listenerPID(t *testing.T, origin string) int32 {
