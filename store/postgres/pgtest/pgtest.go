@@ -1,0 +1,222 @@
+// Package pgtest gives tests a PostgreSQL to use: a fresh schema on the
+// shared test database (Schema), or a private server that a test may stop
+// and start (StartServer).
+//
+// The shared database is at $SESSIOND_TEST_POSTGRES, by default
+// postgres://postgres@127.0.0.1:5432/test (trust authentication). Private
+// servers are made with the initdb and pg_ctl of /usr/lib/postgresql/*/bin
+// (or $SESSIOND_PG_BIN); as root they run as the user postgres.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultURL is the shared test database when $SESSIOND_TEST_POSTGRES is
+// not set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// BaseURL returns the URL of the shared test database.
+func BaseURL() string {
+	if u := os.Getenv("SESSIOND_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// Schema creates a fresh schema on the shared test database, drops it when
+// the test ends, and returns a URL whose search_path is that schema.
+func Schema(t testing.TB) string {
+	t.Helper()
+	return SchemaOn(t, BaseURL())
+}
+
+// SchemaOn is Schema on the database at base (for example a private
+// server's URL).
+func SchemaOn(t testing.TB, base string) string {
+	t.Helper()
+	name := "t_" + randomHex(8)
+	exec := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	ident := pgx.Identifier{name}.Sanitize()
+	if err := exec("CREATE SCHEMA " + ident); err != nil {
+		t.Fatalf("pgtest: creating schema on %s: %v", redact(base), err)
+	}
+	t.Cleanup(func() {
+		if err := exec("DROP SCHEMA " + ident + " CASCADE"); err != nil {
+			t.Errorf("pgtest: dropping schema %s: %v", name, err)
+		}
+	})
+	return WithParam(t, base, "search_path", name)
+}
+
+// WithParam returns u with the query parameter key set to value.
+func WithParam(t testing.TB, u, key, value string) string {
+	t.Helper()
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("pgtest: URL %s: %v", redact(u), err)
+	}
+	q := parsed.Query()
+	q.Set(key, value)
+	parsed.RawQuery = q.Encode()
+	return parsed.String()
+}
+
+func redact(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(unparsable URL)"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Server is a private PostgreSQL server of one test, in its own
+// directory, on a free port of 127.0.0.1.
+type Server struct {
+	t       testing.TB
+	bin     string
+	dir     string // holds data/, the socket and the log; readable by the server's user
+	port    int
+	asUser  []string // the command prefix that runs as the server's user
+	running bool
+}
+
+// StartServer initialises and starts a private server; it is stopped and
+// removed when the test ends.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	bin, err := pgBin()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	// Not t.TempDir: its parents are private to root, and the server runs
+	// as postgres when the test runs as root.
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{t: t, bin: bin, dir: dir, port: freePort(t)}
+	t.Cleanup(func() {
+		if srv.running {
+			srv.pgctl("stop", "-m", "immediate")
+		}
+		os.RemoveAll(dir)
+	})
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("pgtest: running as root needs the user postgres: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		srv.asUser = []string{"runuser", "-u", "postgres", "--"}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv.run(filepath.Join(bin, "initdb"), "-D", srv.data(), "-A", "trust", "-U", "postgres",
+		"-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
+	srv.Start()
+	return srv
+}
+
+// pgBin finds the directory of initdb and pg_ctl.
+func pgBin() (string, error) {
+	if d := os.Getenv("SESSIOND_PG_BIN"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.Reverse(dirs) // the newest version first
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", fmt.Errorf("no pg_ctl in /usr/lib/postgresql/*/bin or PATH (set SESSIOND_PG_BIN)")
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *Server) data() string { return filepath.Join(s.dir, "data") }
+
+func (s *Server) run(name string, args ...string) {
+	s.t.Helper()
+	argv := append(append(slices.Clone(s.asUser), name), args...)
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("pgtest: %s: %v\n%s", filepath.Base(name), err, out)
+	}
+}
+
+func (s *Server) pgctl(args ...string) {
+	s.t.Helper()
+	s.run(filepath.Join(s.bin, "pg_ctl"), append([]string{"-D", s.data()}, args...)...)
+}
+
+// Start starts the server (again) on its port and waits until it accepts
+// connections.
+func (s *Server) Start() {
+	s.t.Helper()
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50", s.port, s.dir)
+	s.pgctl("start", "-w", "-t", "30", "-l", filepath.Join(s.dir, "log"), "-o", opts)
+	s.running = true
+}
+
+// Stop stops the server (fast shutdown: connections are cut, committed
+// work is kept) and waits until it is down.
+func (s *Server) Stop() {
+	s.t.Helper()
+	s.pgctl("stop", "-w", "-m", "fast")
+	s.running = false
+}
+
+// Port returns the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+// URL returns the URL of the server's database postgres.
+func (s *Server) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+}
