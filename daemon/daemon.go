@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -29,8 +30,10 @@ import (
 	"sessiond/internal/httpx"
 	"sessiond/internal/piperr"
 	"sessiond/sessiondir"
+	"sessiond/store/cache"
 	"sessiond/store/embedded"
 	"sessiond/store/memory"
+	"sessiond/store/postgres"
 )
 
 // Version is the version reported in logs; cmd/sessiond sets it.
@@ -376,9 +379,31 @@ func openStore(cfg config.Config, log *slog.Logger) (sessiond.Store, error) {
 		return embedded.Open(cfg.DataDir, embedded.Options{CachedSessions: cached, Log: log})
 	case "memory":
 		return memory.New(), nil
+	case "postgres", "postgresql":
+		// Many instances share the database: each serves verify, get and
+		// the gateway from its own cache, which the event stream (LISTEN/
+		// NOTIFY) keeps right.
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+		defer cancel()
+		pg, err := postgres.Open(ctx, cfg.Store, postgres.Options{Log: log, Origin: instanceName()})
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", config.Redact(cfg.Store), err)
+		}
+		return cache.New(pg, cache.Options{}), nil
 	default:
 		return nil, fmt.Errorf("store %s is not supported by this build yet", name)
 	}
+}
+
+// storeOpenTimeout bounds connecting to a shared store and migrating it at
+// start.
+const storeOpenTimeout = 30 * time.Second
+
+// instanceName names this process on the events it publishes: host and
+// process id, for logs that follow an event from one instance to another.
+func instanceName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), sessiond.NewID()[:8])
 }
 
 // storeName names the engine of a --store value without its credentials.
