@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +29,39 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// built is the sessiond binary that builtSessiond builds once per run.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// builtSessiond builds sessiond as users build it (no race detector, which
+// the test binary carries and which slows a process several times), once,
+// for tests that measure the real process.
+func builtSessiond(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "sessiond-bin-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "sessiond")
+		out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
 }
 
 // daemon is sessiond running as a child process.
@@ -45,9 +78,16 @@ type child struct {
 // waits until it listens.
 func startDaemon(t *testing.T, dataDir string, extra ...string) *child {
 	t.Helper()
+	return startBinary(t, os.Args[0], dataDir, extra...)
+}
+
+// startBinary is startDaemon with the sessiond binary bin: the test
+// binary itself (which acts as sessiond) or a built one (builtSessiond).
+func startBinary(t *testing.T, bin, dataDir string, extra ...string) *child {
+	t.Helper()
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--log-format", "json"}, extra...)
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SESSIOND_TEST_DAEMON=1", "SESSIOND_ADMIN_PASSWORD=test-password")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

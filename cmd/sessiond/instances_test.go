@@ -35,9 +35,10 @@ func startInstances(t *testing.T, n int, store string, extra ...string) *instanc
 	in := &instances{client: &http.Client{Timeout: 10 * time.Second}, up: up}
 	args := append([]string{"--store", store, "--gateway", testRoute + "=" + up.URL, "--sweep-interval", "200ms"}, extra...)
 	procs := make([]*child, n)
+	bin := builtSessiond(t)
 	var wg sync.WaitGroup
 	for i := range procs {
-		wg.Go(func() { procs[i] = startDaemon(t, t.TempDir(), args...) })
+		wg.Go(func() { procs[i] = startBinary(t, bin, t.TempDir(), args...) })
 	}
 	wg.Wait()
 	for _, p := range procs {
