@@ -2,7 +2,9 @@ package sessiond
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -93,18 +95,27 @@ type Streamer interface {
 }
 
 // LocalStream is the in-process Stream, and the fan-out to this process's
-// subscribers that shared streams build on (Deliver).
+// subscribers that shared streams build on (Deliver). Delivering reads an
+// immutable list of subscribers (copied on Subscribe and cancel), so the
+// write path takes no lock for it.
 type LocalStream struct {
-	mu     sync.RWMutex
-	subs   map[int]func([]Event)
+	mu     sync.Mutex // Subscribe, cancel and the lost flag
+	subs   atomic.Pointer[[]subscriber]
 	next   int
-	lost   bool
+	lost   atomic.Bool
 	origin string
+}
+
+type subscriber struct {
+	id int
+	fn func([]Event)
 }
 
 // NewLocalStream returns an in-process stream whose events carry origin.
 func NewLocalStream(origin string) *LocalStream {
-	return &LocalStream{subs: make(map[int]func([]Event)), origin: origin}
+	l := &LocalStream{origin: origin}
+	l.subs.Store(&[]subscriber{})
+	return l
 }
 
 // Origin returns the name this stream stamps on its events.
@@ -133,23 +144,13 @@ func (l *LocalStream) Deliver(evs []Event) {
 	for _, e := range evs {
 		switch e.Kind {
 		case EventLost:
-			l.mu.Lock()
-			l.lost = true
-			l.mu.Unlock()
+			l.lost.Store(true)
 		case EventResumed:
-			l.mu.Lock()
-			l.lost = false
-			l.mu.Unlock()
+			l.lost.Store(false)
 		}
 	}
-	l.mu.RLock()
-	subs := make([]func([]Event), 0, len(l.subs))
-	for _, fn := range l.subs {
-		subs = append(subs, fn)
-	}
-	l.mu.RUnlock()
-	for _, fn := range subs {
-		fn(evs)
+	for _, s := range *l.subs.Load() {
+		s.fn(evs)
 	}
 }
 
@@ -158,23 +159,24 @@ func (l *LocalStream) Subscribe(fn func([]Event)) func() {
 	l.mu.Lock()
 	id := l.next
 	l.next++
-	l.subs[id] = fn
-	lost := l.lost
+	subs := append(slices.Clone(*l.subs.Load()), subscriber{id, fn})
+	l.subs.Store(&subs)
 	l.mu.Unlock()
-	if lost {
+	if l.lost.Load() {
 		fn([]Event{{Kind: EventLost}})
 	}
 	return func() {
 		l.mu.Lock()
-		delete(l.subs, id)
-		l.mu.Unlock()
+		defer l.mu.Unlock()
+		subs := slices.DeleteFunc(slices.Clone(*l.subs.Load()), func(s subscriber) bool { return s.id == id })
+		l.subs.Store(&subs)
 	}
 }
 
 // Close drops every subscriber.
 func (l *LocalStream) Close() error {
 	l.mu.Lock()
-	clear(l.subs)
+	l.subs.Store(&[]subscriber{})
 	l.mu.Unlock()
 	return nil
 }

@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -44,8 +45,18 @@ type cachedID struct {
 	fetched time.Time
 }
 
-// onEvents keeps the cache right from the event stream.
+// onEvents keeps the cache right from the event stream. Session events,
+// the most, pass without the lock.
 func (c *keyCache) onEvents(evs []Event) {
+	if !slices.ContainsFunc(evs, func(e Event) bool {
+		switch e.Kind {
+		case EventKeyCreated, EventKeyRevoked, EventLost, EventResumed:
+			return true
+		}
+		return false
+	}) {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range evs {
