@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,4 +48,31 @@ func TestConformance(t *testing.T) {
 			return open(t, url, postgres.Options{})
 		},
 	})
+}
+
+// A database that cannot be reached is EUNAVAILABLE, at once when it
+// refuses the connection.
+func TestOpenUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, err = postgres.Open(t.Context(), "postgres://postgres@"+addr+"/test?sslmode=disable", postgres.Options{OpTimeout: time.Second})
+	if code := sessiond.ErrorCode(err); code != sessiond.EUNAVAILABLE {
+		t.Errorf("Open on a closed port = %v, want code %s", err, sessiond.EUNAVAILABLE)
+	}
+}
+
+// Both URL schemes open the store; a bad URL is EINVALID.
+func TestOpenURLForms(t *testing.T) {
+	url := pgtest.Schema(t)
+	s := open(t, strings.Replace(url, "postgres://", "postgresql://", 1), postgres.Options{})
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if _, err := postgres.Open(t.Context(), "postgres://[bad", postgres.Options{}); sessiond.ErrorCode(err) != sessiond.EINVALID {
+		t.Errorf("Open with a bad URL = %v, want code %s", err, sessiond.EINVALID)
+	}
 }
