@@ -33,18 +33,26 @@
 // # Stream
 //
 // Stream carries session events between instances. Publish delivers to
-// this process's subscribers first (sessiond.LocalStream), then inserts
-// one events row per event and sends the events with pg_notify, chunked
-// under PostgreSQL's 8000-byte payload limit, in one statement. Each
-// instance listens on a dedicated connection (application_name
-// "sessiond-listen") and delivers the events of other origins. When that
-// connection breaks, subscribers receive EventLost at once; the listener
-// reconnects with backoff, LISTENs again, reads the events table from
-// catchUpMargin before the last event it saw (duplicates are allowed:
-// delivery is at least once), delivers those events, then EventResumed.
-// The listener pings its connection when idle, so a silent network loss is
-// found too. Events older than an hour are pruned in batches by every
-// instance's stream.
+// this process's subscribers first (sessiond.LocalStream), then, in one
+// statement, inserts one events row per event (seq, at = the transaction
+// time, origin, payload = the event's JSON) and notifies the channel of
+// the schema (sessiond_events_<hash of the schema name>) with
+// {"at":<microseconds>,"e":[events]}, chunked under PostgreSQL's
+// 8000-byte payload limit; an event too big for a notification alone is
+// replaced by {"at":...,"big":<origin>}, and listeners read it from the
+// table. Each instance listens on a dedicated connection (application_name
+// ListenerName(origin)) and delivers the events of other origins, one
+// notification per batch, in commit order. When that connection breaks,
+// subscribers receive EventLost at once; the listener reconnects with
+// backoff (100ms to 2s), LISTENs again, reads the events table from
+// catchUpMargin (10s) before the last event it saw (duplicates are
+// allowed: delivery is at least once), delivers those events, then
+// EventResumed. The listener pings its connection after ListenPing
+// without a notification, so a silent network loss is found too. Events
+// older than EventRetention (an hour) are pruned in batches (SKIP LOCKED)
+// by every instance's stream each minute; an outage longer than that
+// loses them, which a subscriber that dropped its caches at EventLost does
+// not notice.
 //
 // # Outage
 //
@@ -94,6 +102,10 @@ type Options struct {
 	// EventRetention is how long events are kept for catching up; default
 	// one hour.
 	EventRetention time.Duration
+	// ListenPing is how long the stream's listener waits for a
+	// notification before it pings its connection (bounded by OpTimeout),
+	// so that a connection lost without a word is found; default 5s.
+	ListenPing time.Duration
 }
 
 // Store is a sessiond.Store on PostgreSQL, shared between instances.
@@ -126,6 +138,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = time.Hour
+	}
+	if opts.ListenPing <= 0 {
+		opts.ListenPing = 5 * time.Second
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {

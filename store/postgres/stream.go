@@ -28,9 +28,6 @@ const (
 	// start, and every event published within the margin is delivered
 	// again (at least once).
 	catchUpMargin = 10 * time.Second
-	// idlePing is how long the listener waits for a notification before it
-	// pings its connection, to find a connection lost without a word.
-	idlePing = 10 * time.Second
 	// Reconnection backoff of the listener.
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 2 * time.Second
@@ -57,6 +54,7 @@ type Stream struct {
 	cfg       *pgx.ConnConfig
 	channel   string
 	retention time.Duration
+	ping      time.Duration
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -85,6 +83,7 @@ func newStream(ctx context.Context, s *Store, cfg *pgx.ConnConfig, opts Options)
 		cfg:       cfg,
 		channel:   "sessiond_events_" + hex.EncodeToString(sum[:8]),
 		retention: opts.EventRetention,
+		ping:      opts.ListenPing,
 	}
 	cfg.RuntimeParams["application_name"] = ListenerName(opts.Origin)
 	conn, since, err := st.connect(ctx)
@@ -292,11 +291,11 @@ func (st *Stream) catchUp(ctx context.Context, conn *pgx.Conn, lastAt *time.Time
 }
 
 // listen waits for notifications and delivers those of other instances,
-// pinging the connection when it has been quiet for idlePing. It returns
+// pinging the connection when it has been quiet for ListenPing. It returns
 // the error that broke the connection, or ctx's.
 func (st *Stream) listen(ctx context.Context, conn *pgx.Conn, lastAt *time.Time) error {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, idlePing)
+		wctx, cancel := context.WithTimeout(ctx, st.ping)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
