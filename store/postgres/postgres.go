@@ -82,11 +82,28 @@ import (
 )
 
 // Application names of the engine's connections, as pg_stat_activity shows
-// them.
+// them: AppPool or AppListen, a space and the instance's origin (see
+// PoolName and ListenerName).
 const (
 	AppPool   = "sessiond"
 	AppListen = "sessiond-listen"
 )
+
+// PoolName is the application_name of the pool's connections of the
+// instance named origin (at most 63 bytes, PostgreSQL's limit).
+func PoolName(origin string) string { return appName(AppPool, origin) }
+
+// ListenerName is the application_name of the listening connection of the
+// instance named origin.
+func ListenerName(origin string) string { return appName(AppListen, origin) }
+
+func appName(role, origin string) string {
+	name := role + " " + origin
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
 
 // Options tune a Store. Zero values take the defaults.
 type Options struct {
@@ -153,8 +170,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		cfg.ConnConfig.ConnectTimeout = opts.OpTimeout
 	}
 	listenCfg := cfg.ConnConfig.Copy()
-	cfg.ConnConfig.RuntimeParams["application_name"] = AppPool
-	listenCfg.RuntimeParams["application_name"] = AppListen
+	listenCfg.RuntimeParams["application_name"] = ListenerName(opts.Origin)
+	cfg.ConnConfig.RuntimeParams["application_name"] = PoolName(opts.Origin)
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

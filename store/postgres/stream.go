@@ -35,16 +35,6 @@ const (
 	pruneInterval = time.Minute
 )
 
-// ListenerName is the application_name of the listening connection of the
-// instance named origin, as pg_stat_activity shows it (at most 63 bytes).
-func ListenerName(origin string) string {
-	name := AppListen + " " + origin
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
-}
-
 // Stream is the store's sessiond.Stream: a LocalStream for this process,
 // and the events table with LISTEN/NOTIFY between instances.
 type Stream struct {
@@ -85,7 +75,6 @@ func newStream(ctx context.Context, s *Store, cfg *pgx.ConnConfig, opts Options)
 		retention: opts.EventRetention,
 		ping:      opts.ListenPing,
 	}
-	cfg.RuntimeParams["application_name"] = ListenerName(opts.Origin)
 	conn, since, err := st.connect(ctx)
 	if err != nil {
 		return nil, s.wrap(err)
