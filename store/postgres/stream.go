@@ -180,10 +180,18 @@ func (st *Stream) connect(ctx context.Context) (*pgx.Conn, time.Time, error) {
 		err = conn.QueryRow(ctx, `SELECT now()`).Scan(&now)
 	}
 	if err != nil {
-		conn.Close(context.Background())
+		closeConn(conn)
 		return nil, time.Time{}, err
 	}
 	return conn, now, nil
+}
+
+// closeConn closes conn, waiting at most a second for the server to take
+// the goodbye (a frozen server may not).
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn.Close(ctx)
 }
 
 // run delivers the notifications of other instances until ctx ends. When
@@ -195,7 +203,7 @@ func (st *Stream) run(ctx context.Context, conn *pgx.Conn, lastAt time.Time) {
 	for {
 		if conn != nil {
 			err := st.listen(ctx, conn, &lastAt)
-			conn.Close(context.Background())
+			closeConn(conn)
 			conn = nil
 			if ctx.Err() != nil {
 				return
@@ -213,7 +221,7 @@ func (st *Stream) run(ctx context.Context, conn *pgx.Conn, lastAt time.Time) {
 		if err == nil {
 			err = st.catchUp(ctx, c, &lastAt)
 			if err != nil {
-				c.Close(context.Background())
+				closeConn(c)
 			}
 		}
 		if err != nil {
