@@ -241,7 +241,9 @@ func where(f sessiond.Filter, args []any) (string, []any) {
 		p := arg(strings.ToLower(f.Search))
 		var any []string
 		for _, col := range []string{"id", "user_id", "user_name", "address", "client"} {
-			any = append(any, "strpos(lower("+col+"), "+p+") > 0")
+			// The database's collation, not the "C" of ids, so that
+			// lower() folds beyond ASCII as strings.ToLower does.
+			any = append(any, "strpos(lower("+col+` COLLATE "default"), `+p+") > 0")
 		}
 		conds = append(conds, "("+strings.Join(any, " OR ")+")")
 	}
