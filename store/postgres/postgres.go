@@ -19,7 +19,9 @@
 // api_key_id, active); the token; UserSessions on (api_key_id, user_id)
 // WHERE active, covering what it returns; the sweep on request_time and on
 // expire_time WHERE active, and Purge on close_time WHERE NOT active.
-// Search scans. Liveness in SQL is Filter.Match's: active and request_time
+// Search scans, folding case with lower() under the database's collation:
+// it agrees with strings.ToLower when that is a UTF-8 locale (under "C"
+// it folds ASCII only). Liveness in SQL is Filter.Match's: active and request_time
 // >= now-idle and (expire_time IS NULL or expire_time >= now), with the
 // bounds rounded to PostgreSQL's microseconds in the direction that keeps
 // the comparison exact.
@@ -56,7 +58,8 @@
 //
 // # Outage
 //
-// Every operation is bounded by Options.OpTimeout. A database that cannot
+// Each Store holds its pool (Options.MaxConns) and one more connection,
+// the listener's. Every operation is bounded by Options.OpTimeout. A database that cannot
 // be reached, or that does not answer in time, gives sessiond.Error with
 // code EUNAVAILABLE; Ping fails. The pool drops broken connections and
 // dials new ones when used, so the same Store works again once the server
