@@ -19,18 +19,21 @@
 // api_key_id, active); the token; UserSessions on (api_key_id, user_id)
 // WHERE active, covering what it returns; the sweep on request_time and on
 // expire_time WHERE active, and Purge on close_time WHERE NOT active.
-// Search scans, folding case with lower() under the database's collation:
-// it agrees with strings.ToLower when that is a UTF-8 locale (under "C"
-// it folds ASCII only). Liveness in SQL is Filter.Match's: active and request_time
-// >= now-idle and (expire_time IS NULL or expire_time >= now), with the
-// bounds rounded to PostgreSQL's microseconds in the direction that keeps
-// the comparison exact.
+// Search scans, folding case with lower() under the database's
+// collation: it agrees with strings.ToLower under a UTF-8 locale (under
+// "C" it folds ASCII only). Liveness in SQL is Filter.Match's: active and
+// request_time >= now-idle and (expire_time IS NULL or expire_time >=
+// now), with the bounds rounded to PostgreSQL's microseconds in the
+// direction that keeps each comparison exact.
 //
 // Update locks the row (SELECT ... FOR UPDATE) for its read-modify-write,
 // so the function runs once. CloseExpired and Purge work in batches of
 // batchSize rows picked with FOR UPDATE SKIP LOCKED, so every instance may
-// sweep at once without deadlock or double work. Statements that write
-// many rows are retried on deadlock.
+// sweep at once without deadlock or double work; CloseExpired sets what
+// sessiond.ApplyClose(s, s.Deadline(idle), ReasonExpired) sets, in SQL,
+// with the deadline least(request_time + idle, expire_time) (idle in
+// whole microseconds). Statements that write many rows are retried on
+// deadlock.
 //
 // # Stream
 //
@@ -52,16 +55,16 @@
 // EventResumed. The listener pings its connection after ListenPing
 // without a notification, so a silent network loss is found too. Events
 // older than EventRetention (an hour) are pruned in batches (SKIP LOCKED)
-// by every instance's stream each minute; an outage longer than that
-// loses them, which a subscriber that dropped its caches at EventLost does
-// not notice.
+// by every instance's stream each minute: a loss longer than that is
+// not caught up in full, which subscribers that cache nothing from
+// EventLost on do not mind.
 //
 // # Outage
 //
 // Each Store holds its pool (Options.MaxConns) and one more connection,
-// the listener's. Every operation is bounded by Options.OpTimeout. A database that cannot
-// be reached, or that does not answer in time, gives sessiond.Error with
-// code EUNAVAILABLE; Ping fails. The pool drops broken connections and
+// the listener's. Every operation is bounded by Options.OpTimeout. A
+// database that cannot be reached, or that does not answer in time, gives
+// sessiond.Error with code EUNAVAILABLE; Ping fails. The pool drops broken connections and
 // dials new ones when used, so the same Store works again once the server
 // is back.
 package postgres
