@@ -272,28 +272,31 @@ func unavailableCode(code string) bool {
 	return false
 }
 
-// retryable reports errors after which the same statement may simply run
-// again: a deadlock or serialization failure (the statement was rolled
-// back), or a failure to send it at all.
-func retryable(err error) bool {
+// conflictError reports a deadlock or serialization failure: the
+// statement was rolled back and may simply run again.
+func conflictError(err error) bool {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "40P01" || pe.Code == "40001"
-	}
-	return pgconn.SafeToRetry(err)
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-// retry runs fn until it succeeds, fails for good, or ctx ends.
+// retry runs fn until it succeeds or fails for good: it runs again after
+// a deadlock (until ctx ends) and, once, after a failure to send the
+// statement at all (a connection the server had closed).
 func retry(ctx context.Context, fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if err == nil || !retryable(err) || attempt >= 5 || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return err
+		case conflictError(err):
+		case pgconn.SafeToRetry(err) && attempt == 0:
+		default:
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		case <-time.After(time.Duration(min(attempt+1, 20)) * 5 * time.Millisecond):
 		}
 	}
 }
