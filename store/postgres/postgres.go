@@ -89,7 +89,8 @@ import (
 
 // Application names of the engine's connections, as pg_stat_activity shows
 // them: AppPool or AppListen, a space and the instance's origin (see
-// PoolName and ListenerName).
+// PoolName and ListenerName). An application_name in the URL replaces
+// "sessiond" in both.
 const (
 	AppPool   = "sessiond"
 	AppListen = "sessiond-listen"
@@ -175,21 +176,27 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.OpTimeout {
 		cfg.ConnConfig.ConnectTimeout = opts.OpTimeout
 	}
+	// application_name: the URL's, or "sessiond", then the role and the
+	// origin, so that an operator sees which instance holds what.
+	pool, listen := AppPool, AppListen
+	if name := cfg.ConnConfig.RuntimeParams["application_name"]; name != "" {
+		pool, listen = name, name+"-listen"
+	}
 	listenCfg := cfg.ConnConfig.Copy()
-	listenCfg.RuntimeParams["application_name"] = ListenerName(opts.Origin)
-	cfg.ConnConfig.RuntimeParams["application_name"] = PoolName(opts.Origin)
+	listenCfg.RuntimeParams["application_name"] = appName(listen, opts.Origin)
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName(pool, opts.Origin)
 
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pgpool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, sessiond.Errorf(sessiond.EINVALID, "postgres store: %v", err)
 	}
-	s := &Store{pool: pool, log: opts.Log, timeout: opts.OpTimeout}
+	s := &Store{pool: pgpool, log: opts.Log, timeout: opts.OpTimeout}
 	if err := s.migrate(ctx); err != nil {
-		pool.Close()
+		pgpool.Close()
 		return nil, err
 	}
 	if s.stream, err = newStream(ctx, s, listenCfg, opts); err != nil {
-		pool.Close()
+		pgpool.Close()
 		return nil, err
 	}
 	return s, nil

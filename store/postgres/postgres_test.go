@@ -3,10 +3,13 @@ package postgres_test
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"sessiond"
 	"sessiond/store/postgres"
@@ -71,6 +74,13 @@ func TestOpenURLForms(t *testing.T) {
 	s := open(t, strings.Replace(url, "postgres://", "postgresql://", 1), postgres.Options{})
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+	// The URL's application_name names the connections.
+	open(t, pgtest.WithParam(t, url, "application_name", "edge"), postgres.Options{Origin: t.Name()})
+	names, err := pgx.CollectRows(query(t, pgtest.BaseURL(), `SELECT DISTINCT application_name FROM pg_stat_activity
+		WHERE application_name LIKE 'edge%' ORDER BY 1`), pgx.RowTo[string])
+	if want := []string{"edge " + t.Name(), "edge-listen " + t.Name()}; err != nil || !slices.Equal(names, want) {
+		t.Errorf("application names = %q, %v; want %q", names, err, want)
 	}
 	if _, err := postgres.Open(t.Context(), "postgres://[bad", postgres.Options{}); sessiond.ErrorCode(err) != sessiond.EINVALID {
 		t.Errorf("Open with a bad URL = %v, want code %s", err, sessiond.EINVALID)
