@@ -135,3 +135,39 @@ func TestCloseExpiredBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// Search folds case beyond ASCII, in ids too, as Filter.Match does.
+func TestSearchFoldsUnicode(t *testing.T) {
+	s := open(t, pgtest.Schema(t), postgres.Options{})
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	all := []*sessiond.Session{
+		{ID: "ÉCOLE-1", UserName: "x", Active: true, OpenTime: now, RequestTime: now},
+		{ID: "s2", UserName: "Σοφία", Active: true, OpenTime: now, RequestTime: now},
+		{ID: "s3", UserName: "plain", Active: true, OpenTime: now, RequestTime: now},
+	}
+	for _, sess := range all {
+		if err := s.Create(t.Context(), sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, search := range []string{"école", "ÉCOLE", "ΣΟΦ", "σοφία", "PLAIN", "zzz"} {
+		f := sessiond.Filter{Search: search}
+		var want []string
+		for _, sess := range all {
+			if f.Match(sess) {
+				want = append(want, sess.ID)
+			}
+		}
+		page, err := s.List(t.Context(), f, sessiond.Paging{Take: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, sess := range page.Data {
+			got = append(got, sess.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Search %q = %v, Match = %v", search, got, want)
+		}
+	}
+}

@@ -139,3 +139,54 @@ func TestOutage(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged, %d refused while down", len(acked), downCalls.Load())
 }
+
+// A server that answers nothing (frozen, as across a partition) costs a
+// call no more than the OpTimeout, and the same Store works once it
+// answers again.
+func TestFrozenServer(t *testing.T) {
+	srv := pgtest.StartServer(t)
+	url := pgtest.SchemaOn(t, srv.URL())
+	const opTimeout = time.Second
+	s := open(t, url, postgres.Options{OpTimeout: opTimeout, ListenPing: 200 * time.Millisecond})
+	rec := record(t, s.Stream())
+	if err := s.Create(t.Context(), &sessiond.Session{ID: "kept", Active: true, OpenTime: time.Now().UTC(), RequestTime: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			srv.Thaw()
+		}
+	}()
+	for _, call := range []func() error{
+		func() error { return s.Ping(t.Context()) },
+		func() error { _, err := s.Get(t.Context(), "kept"); return err },
+		func() error { return s.Touch(t.Context(), []sessiond.Touch{{ID: "kept", Time: time.Now()}}) },
+	} {
+		start := time.Now()
+		err := call()
+		if took := time.Since(start); took > opTimeout+time.Second {
+			t.Errorf("call on a frozen server took %v (> %v)", took, opTimeout+time.Second)
+		}
+		if code := sessiond.ErrorCode(err); code != sessiond.EUNAVAILABLE {
+			t.Errorf("call on a frozen server = %v, want code %s", err, sessiond.EUNAVAILABLE)
+		}
+	}
+	// The listener finds its silent connection dead by its ping.
+	rec.wait(t, "EventLost", func(evs []sessiond.Event) bool { return index(evs, 0, sessiond.EventLost, "") >= 0 })
+	srv.Thaw()
+	thawed = true
+	rec.wait(t, "EventResumed", func(evs []sessiond.Event) bool { return index(evs, 0, sessiond.EventResumed, "") >= 0 })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Get(t.Context(), "kept")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Get after the thaw: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

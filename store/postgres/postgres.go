@@ -19,38 +19,52 @@
 // api_key_id, active); the token; UserSessions on (api_key_id, user_id)
 // WHERE active, covering what it returns; the sweep on request_time and on
 // expire_time WHERE active, and Purge on close_time WHERE NOT active.
-// Search scans. Liveness in SQL is Filter.Match's: active and request_time
-// >= now-idle and (expire_time IS NULL or expire_time >= now), with the
-// bounds rounded to PostgreSQL's microseconds in the direction that keeps
-// the comparison exact.
+// Search scans, folding case with lower() under the database's
+// collation: it agrees with strings.ToLower under a UTF-8 locale (under
+// "C" it folds ASCII only). Liveness in SQL is Filter.Match's: active and
+// request_time >= now-idle and (expire_time IS NULL or expire_time >=
+// now), with the bounds rounded to PostgreSQL's microseconds in the
+// direction that keeps each comparison exact.
 //
 // Update locks the row (SELECT ... FOR UPDATE) for its read-modify-write,
 // so the function runs once. CloseExpired and Purge work in batches of
 // batchSize rows picked with FOR UPDATE SKIP LOCKED, so every instance may
-// sweep at once without deadlock or double work. Statements that write
-// many rows are retried on deadlock.
+// sweep at once without deadlock or double work; CloseExpired sets what
+// sessiond.ApplyClose(s, s.Deadline(idle), ReasonExpired) sets, in SQL,
+// with the deadline least(request_time + idle, expire_time) (idle in
+// whole microseconds). Statements that write many rows are retried on
+// deadlock.
 //
 // # Stream
 //
 // Stream carries session events between instances. Publish delivers to
-// this process's subscribers first (sessiond.LocalStream), then inserts
-// one events row per event and sends the events with pg_notify, chunked
-// under PostgreSQL's 8000-byte payload limit, in one statement. Each
-// instance listens on a dedicated connection (application_name
-// "sessiond-listen") and delivers the events of other origins. When that
-// connection breaks, subscribers receive EventLost at once; the listener
-// reconnects with backoff, LISTENs again, reads the events table from
-// catchUpMargin before the last event it saw (duplicates are allowed:
-// delivery is at least once), delivers those events, then EventResumed.
-// The listener pings its connection when idle, so a silent network loss is
-// found too. Events older than an hour are pruned in batches by every
-// instance's stream.
+// this process's subscribers first (sessiond.LocalStream), then, in one
+// statement, inserts one events row per event (seq, at = the transaction
+// time, origin, payload = the event's JSON) and notifies the channel of
+// the schema (sessiond_events_<hash of the schema name>) with
+// {"at":<microseconds>,"e":[events]}, chunked under PostgreSQL's
+// 8000-byte payload limit; an event too big for a notification alone is
+// replaced by {"at":...,"big":<origin>}, and listeners read it from the
+// table. Each instance listens on a dedicated connection (application_name
+// ListenerName(origin)) and delivers the events of other origins, one
+// notification per batch, in commit order. When that connection breaks,
+// subscribers receive EventLost at once; the listener reconnects with
+// backoff (100ms to 2s), LISTENs again, reads the events table from
+// catchUpMargin (10s) before the last event it saw (duplicates are
+// allowed: delivery is at least once), delivers those events, then
+// EventResumed. The listener pings its connection after ListenPing
+// without a notification, so a silent network loss is found too. Events
+// older than EventRetention (an hour) are pruned in batches (SKIP LOCKED)
+// by every instance's stream each minute: a loss longer than that is
+// not caught up in full, which subscribers that cache nothing from
+// EventLost on do not mind.
 //
 // # Outage
 //
-// Every operation is bounded by Options.OpTimeout. A database that cannot
-// be reached, or that does not answer in time, gives sessiond.Error with
-// code EUNAVAILABLE; Ping fails. The pool drops broken connections and
+// Each Store holds its pool (Options.MaxConns) and one more connection,
+// the listener's. Every operation is bounded by Options.OpTimeout. A
+// database that cannot be reached, or that does not answer in time, gives
+// sessiond.Error with code EUNAVAILABLE; Ping fails. The pool drops broken connections and
 // dials new ones when used, so the same Store works again once the server
 // is back.
 package postgres
@@ -74,11 +88,29 @@ import (
 )
 
 // Application names of the engine's connections, as pg_stat_activity shows
-// them.
+// them: AppPool or AppListen, a space and the instance's origin (see
+// PoolName and ListenerName). An application_name in the URL replaces
+// "sessiond" in both.
 const (
 	AppPool   = "sessiond"
 	AppListen = "sessiond-listen"
 )
+
+// PoolName is the application_name of the pool's connections of the
+// instance named origin (at most 63 bytes, PostgreSQL's limit).
+func PoolName(origin string) string { return appName(AppPool, origin) }
+
+// ListenerName is the application_name of the listening connection of the
+// instance named origin.
+func ListenerName(origin string) string { return appName(AppListen, origin) }
+
+func appName(role, origin string) string {
+	name := role + " " + origin
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
 
 // Options tune a Store. Zero values take the defaults.
 type Options struct {
@@ -94,6 +126,10 @@ type Options struct {
 	// EventRetention is how long events are kept for catching up; default
 	// one hour.
 	EventRetention time.Duration
+	// ListenPing is how long the stream's listener waits for a
+	// notification before it pings its connection (bounded by OpTimeout),
+	// so that a connection lost without a word is found; default 5s.
+	ListenPing time.Duration
 }
 
 // Store is a sessiond.Store on PostgreSQL, shared between instances.
@@ -127,6 +163,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = time.Hour
 	}
+	if opts.ListenPing <= 0 {
+		opts.ListenPing = 5 * time.Second
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, sessiond.Errorf(sessiond.EINVALID, "postgres store URL: %v", err)
@@ -137,21 +176,27 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.OpTimeout {
 		cfg.ConnConfig.ConnectTimeout = opts.OpTimeout
 	}
+	// application_name: the URL's, or "sessiond", then the role and the
+	// origin, so that an operator sees which instance holds what.
+	pool, listen := AppPool, AppListen
+	if name := cfg.ConnConfig.RuntimeParams["application_name"]; name != "" {
+		pool, listen = name, name+"-listen"
+	}
 	listenCfg := cfg.ConnConfig.Copy()
-	cfg.ConnConfig.RuntimeParams["application_name"] = AppPool
-	listenCfg.RuntimeParams["application_name"] = AppListen
+	listenCfg.RuntimeParams["application_name"] = appName(listen, opts.Origin)
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName(pool, opts.Origin)
 
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pgpool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, sessiond.Errorf(sessiond.EINVALID, "postgres store: %v", err)
 	}
-	s := &Store{pool: pool, log: opts.Log, timeout: opts.OpTimeout}
+	s := &Store{pool: pgpool, log: opts.Log, timeout: opts.OpTimeout}
 	if err := s.migrate(ctx); err != nil {
-		pool.Close()
+		pgpool.Close()
 		return nil, err
 	}
 	if s.stream, err = newStream(ctx, s, listenCfg, opts); err != nil {
-		pool.Close()
+		pgpool.Close()
 		return nil, err
 	}
 	return s, nil
@@ -234,28 +279,31 @@ func unavailableCode(code string) bool {
 	return false
 }
 
-// retryable reports errors after which the same statement may simply run
-// again: a deadlock or serialization failure (the statement was rolled
-// back), or a failure to send it at all.
-func retryable(err error) bool {
+// conflictError reports a deadlock or serialization failure: the
+// statement was rolled back and may simply run again.
+func conflictError(err error) bool {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "40P01" || pe.Code == "40001"
-	}
-	return pgconn.SafeToRetry(err)
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-// retry runs fn until it succeeds, fails for good, or ctx ends.
+// retry runs fn until it succeeds or fails for good: it runs again after
+// a deadlock (until ctx ends) and, once, after a failure to send the
+// statement at all (a connection the server had closed).
 func retry(ctx context.Context, fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if err == nil || !retryable(err) || attempt >= 5 || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return err
+		case conflictError(err):
+		case pgconn.SafeToRetry(err) && attempt == 0:
+		default:
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		case <-time.After(time.Duration(min(attempt+1, 20)) * 5 * time.Millisecond):
 		}
 	}
 }

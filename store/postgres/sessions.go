@@ -241,7 +241,9 @@ func where(f sessiond.Filter, args []any) (string, []any) {
 		p := arg(strings.ToLower(f.Search))
 		var any []string
 		for _, col := range []string{"id", "user_id", "user_name", "address", "client"} {
-			any = append(any, "strpos(lower("+col+"), "+p+") > 0")
+			// The database's collation, not the "C" of ids, so that
+			// lower() folds beyond ASCII as strings.ToLower does.
+			any = append(any, "strpos(lower("+col+` COLLATE "default"), `+p+") > 0")
 		}
 		conds = append(conds, "("+strings.Join(any, " OR ")+")")
 	}
@@ -251,6 +253,8 @@ func where(f sessiond.Filter, args []any) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
+// List reads the page and, when asked, the total in one round trip (a
+// batch of two statements).
 func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) (*sessiond.Page, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -258,31 +262,32 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 	page := &sessiond.Page{Data: []*sessiond.Session{}}
 	err := retry(ctx, func() error {
 		page.Data = page.Data[:0]
+		b := &pgx.Batch{}
 		if p.Total {
-			var n int64
-			if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM sessions`+cond, args...).Scan(&n); err != nil {
-				return err
-			}
-			page.Total = &n
+			b.Queue(`SELECT count(*) FROM sessions`+cond, args...).QueryRow(func(row pgx.Row) error {
+				var n int64
+				page.Total = &n
+				return row.Scan(&n)
+			})
 		}
-		if p.Take <= 0 {
+		if p.Take > 0 {
+			query := `SELECT ` + sessionColumns + ` FROM sessions` + cond +
+				` ORDER BY open_time DESC, id LIMIT ` + strconv.Itoa(p.Take) + ` OFFSET ` + strconv.Itoa(max(p.Skip, 0))
+			b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					sess, err := scanSession(rows)
+					if err != nil {
+						return err
+					}
+					page.Data = append(page.Data, sess)
+				}
+				return rows.Err()
+			})
+		}
+		if b.Len() == 0 {
 			return nil
 		}
-		query := `SELECT ` + sessionColumns + ` FROM sessions` + cond +
-			` ORDER BY open_time DESC, id LIMIT ` + strconv.Itoa(p.Take) + ` OFFSET ` + strconv.Itoa(max(p.Skip, 0))
-		rows, err := s.pool.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			sess, err := scanSession(rows)
-			if err != nil {
-				return err
-			}
-			page.Data = append(page.Data, sess)
-		}
-		return rows.Err()
+		return s.pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return nil, s.wrap(err)

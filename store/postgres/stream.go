@@ -28,25 +28,12 @@ const (
 	// start, and every event published within the margin is delivered
 	// again (at least once).
 	catchUpMargin = 10 * time.Second
-	// idlePing is how long the listener waits for a notification before it
-	// pings its connection, to find a connection lost without a word.
-	idlePing = 10 * time.Second
 	// Reconnection backoff of the listener.
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 2 * time.Second
 	// pruneInterval is how often each instance prunes old events.
 	pruneInterval = time.Minute
 )
-
-// ListenerName is the application_name of the listening connection of the
-// instance named origin, as pg_stat_activity shows it (at most 63 bytes).
-func ListenerName(origin string) string {
-	name := AppListen + " " + origin
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
-}
 
 // Stream is the store's sessiond.Stream: a LocalStream for this process,
 // and the events table with LISTEN/NOTIFY between instances.
@@ -57,6 +44,7 @@ type Stream struct {
 	cfg       *pgx.ConnConfig
 	channel   string
 	retention time.Duration
+	ping      time.Duration
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -85,8 +73,8 @@ func newStream(ctx context.Context, s *Store, cfg *pgx.ConnConfig, opts Options)
 		cfg:       cfg,
 		channel:   "sessiond_events_" + hex.EncodeToString(sum[:8]),
 		retention: opts.EventRetention,
+		ping:      opts.ListenPing,
 	}
-	cfg.RuntimeParams["application_name"] = ListenerName(opts.Origin)
 	conn, since, err := st.connect(ctx)
 	if err != nil {
 		return nil, s.wrap(err)
@@ -192,10 +180,18 @@ func (st *Stream) connect(ctx context.Context) (*pgx.Conn, time.Time, error) {
 		err = conn.QueryRow(ctx, `SELECT now()`).Scan(&now)
 	}
 	if err != nil {
-		conn.Close(context.Background())
+		closeConn(conn)
 		return nil, time.Time{}, err
 	}
 	return conn, now, nil
+}
+
+// closeConn closes conn, waiting at most a second for the server to take
+// the goodbye (a frozen server may not).
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn.Close(ctx)
 }
 
 // run delivers the notifications of other instances until ctx ends. When
@@ -207,7 +203,7 @@ func (st *Stream) run(ctx context.Context, conn *pgx.Conn, lastAt time.Time) {
 	for {
 		if conn != nil {
 			err := st.listen(ctx, conn, &lastAt)
-			conn.Close(context.Background())
+			closeConn(conn)
 			conn = nil
 			if ctx.Err() != nil {
 				return
@@ -225,7 +221,7 @@ func (st *Stream) run(ctx context.Context, conn *pgx.Conn, lastAt time.Time) {
 		if err == nil {
 			err = st.catchUp(ctx, c, &lastAt)
 			if err != nil {
-				c.Close(context.Background())
+				closeConn(c)
 			}
 		}
 		if err != nil {
@@ -292,11 +288,11 @@ func (st *Stream) catchUp(ctx context.Context, conn *pgx.Conn, lastAt *time.Time
 }
 
 // listen waits for notifications and delivers those of other instances,
-// pinging the connection when it has been quiet for idlePing. It returns
+// pinging the connection when it has been quiet for ListenPing. It returns
 // the error that broke the connection, or ctx's.
 func (st *Stream) listen(ctx context.Context, conn *pgx.Conn, lastAt *time.Time) error {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, idlePing)
+		wctx, cancel := context.WithTimeout(ctx, st.ping)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {

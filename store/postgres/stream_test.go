@@ -276,3 +276,28 @@ func TestStreamCloseStopsListener(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Events older than the retention are pruned (each stream prunes when it
+// starts and every minute), newer ones kept.
+func TestStreamPrunesOldEvents(t *testing.T) {
+	url := pgtest.Schema(t)
+	open(t, url, postgres.Options{}).Close()
+	query(t, url, `INSERT INTO events (at, origin, payload)
+		SELECT now() - interval '2 hours', 'old', '{"k":"session.opened"}' FROM generate_series(1, 2500)`).Close()
+	query(t, url, `INSERT INTO events (origin, payload) VALUES ('new', '{"k":"session.opened"}')`).Close()
+	open(t, url, postgres.Options{})
+	deadline := time.Now().Add(arrival)
+	for {
+		origins, err := pgx.CollectRows(query(t, url, `SELECT DISTINCT origin FROM events`), pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(origins, []string{"new"}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events of origins %v left, want only the new one", origins)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,6 +130,7 @@ func StartServer(t testing.TB) *Server {
 	srv := &Server{t: t, bin: bin, dir: dir, port: freePort(t)}
 	t.Cleanup(func() {
 		if srv.running {
+			srv.signal(syscall.SIGCONT)
 			srv.pgctl("stop", "-m", "immediate")
 		}
 		os.RemoveAll(dir)
@@ -211,6 +214,58 @@ func (s *Server) Stop() {
 	s.t.Helper()
 	s.pgctl("stop", "-w", "-m", "fast")
 	s.running = false
+}
+
+// Freeze stops every process of the server (SIGSTOP) without closing a
+// connection: the server is there but answers nothing, as across a
+// network partition. Thaw resumes it.
+func (s *Server) Freeze() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+// signal sends sig to the postmaster and to each of its children.
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	text, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		s.t.Fatalf("pgtest: %v", err)
+	}
+	first, _, _ := strings.Cut(string(text), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		s.t.Fatalf("pgtest: postmaster.pid: %v", err)
+	}
+	pids := []int{pm}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && err != syscall.ESRCH {
+			s.t.Fatalf("pgtest: signal %v to %d: %v", sig, pid, err)
+		}
+	}
 }
 
 // Port returns the server's TCP port.
