@@ -133,6 +133,20 @@ func (m *Main) Open() error {
 	if err := m.Dirs.Reconcile(context.Background(), m.Service); err != nil {
 		m.Log.Warn("removing directories of ended sessions", "err", err)
 	}
+	// After a gap in the stream longer than its catch-up can replay, the
+	// ends it missed are found by reconciling the directories with the
+	// store, as at start.
+	m.Service.Events().Subscribe(func(evs []sessiond.Event) {
+		for _, e := range evs {
+			if e.Kind == sessiond.EventResumed {
+				go func() {
+					if err := m.Dirs.Reconcile(context.Background(), m.Service); err != nil {
+						m.Log.Warn("removing directories of sessions that ended during a gap in the event stream", "err", err)
+					}
+				}()
+			}
+		}
+	})
 	m.Service.Start()
 
 	pub, err := m.PublicHandler()

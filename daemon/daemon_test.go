@@ -3,13 +3,19 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"sessiond"
 	"sessiond/config"
+	"sessiond/store/postgres/pgtest"
 )
 
 // startMain runs a whole daemon in-process on ephemeral ports.
@@ -70,8 +76,12 @@ func decode(t *testing.T, b []byte, v any) {
 // an API key from the admin API, the JSON-RPC API with it, the gateway to a
 // real upstream, and a session file.
 func TestEndToEnd(t *testing.T) {
-	for _, store := range []string{"embedded", "memory"} {
-		t.Run(store, func(t *testing.T) {
+	for _, engine := range []string{"embedded", "memory", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			store := engine
+			if engine == "postgres" {
+				store = pgtest.Schema(t)
+			}
 			var seen http.Header
 			upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				seen = r.Header.Clone()
@@ -167,5 +177,40 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("unknown route: %d %s", code, h.Get("Content-Type"))
 			}
 		})
+	}
+}
+
+// After the stream resumes from a gap, the directories of sessions that
+// ended meanwhile unseen are removed (reconciled with the store).
+func TestDirectoriesReconciledAfterAGap(t *testing.T) {
+	m := startMain(t, "memory")
+	ctx := t.Context()
+	sess, _, err := m.Service.Open(ctx, sessiond.OpenRequest{UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := m.Dirs.Ensure(sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleted behind the stream's back: no event, as if it was missed.
+	if _, err := m.Store.Delete(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	stream := m.Service.Events().(*sessiond.LocalStream)
+	stream.Deliver([]sessiond.Event{{Kind: sessiond.EventLost}})
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the directory went before the stream resumed: %v", err)
+	}
+	stream.Deliver([]sessiond.Event{{Kind: sessiond.EventResumed}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the directory of a session deleted during the gap is still there 5 s after the stream resumed")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
