@@ -269,8 +269,14 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Session, string, 
 	}
 	now := s.clock.Now()
 	token := NewSecret()
+	id := ""
+	if c, ok := s.store.(IDChooser); ok {
+		id = c.NewSessionID(req.APIKeyID, req.UserID)
+	} else {
+		id = NewID()
+	}
 	sess := &Session{
-		ID:          NewID(),
+		ID:          id,
 		UserID:      req.UserID,
 		UserName:    req.UserName,
 		Active:      true,

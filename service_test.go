@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
@@ -1373,5 +1374,28 @@ func TestConnectionsAfterTheSessionEnds(t *testing.T) {
 				t.Errorf("Connections after the session went = %+v, want none", got)
 			}
 		})
+	}
+}
+
+// idStore chooses its sessions' ids (sessiond.IDChooser).
+type idStore struct {
+	sessiond.Store
+	n int
+}
+
+func (s *idStore) NewSessionID(apiKeyID, userID string) string {
+	s.n++
+	return fmt.Sprintf("ab%030x", s.n)
+}
+
+func TestOpenAsksTheEngineForIDs(t *testing.T) {
+	st := &idStore{Store: memory.New()}
+	e := newEnvOver(t, st, sessiond.Config{})
+	sess, _ := e.open(t, sessiond.OpenRequest{UserID: "u"})
+	if sess.ID != fmt.Sprintf("ab%030x", 1) {
+		t.Errorf("id %q, want the engine's", sess.ID)
+	}
+	if _, err := e.svc.Get(t.Context(), sess.ID); err != nil {
+		t.Error(err)
 	}
 }

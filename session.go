@@ -297,6 +297,15 @@ type Store interface {
 	Close() error
 }
 
+// IDChooser is implemented by engines that place a session by its id: a
+// clustered engine keeps a user's sessions and their indexes in one slot,
+// named by the id. The Service asks it for the id of every new session.
+// An id is still 32 lowercase hex characters, unique, and all but its
+// first byte random (at least 112 random bits).
+type IDChooser interface {
+	NewSessionID(apiKeyID, userID string) string
+}
+
 // Clock tells the time. Tests use a fake one.
 type Clock interface {
 	Now() time.Time

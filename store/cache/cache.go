@@ -160,6 +160,15 @@ func New(inner sessiond.Store, opts Options) *Store {
 // Stream returns inner's stream.
 func (s *Store) Stream() sessiond.Stream { return s.stream }
 
+// NewSessionID asks the inner engine for a new session's id if it chooses
+// them (sessiond.IDChooser), so that the cache is transparent to it.
+func (s *Store) NewSessionID(apiKeyID, userID string) string {
+	if c, ok := s.inner.(sessiond.IDChooser); ok {
+		return c.NewSessionID(apiKeyID, userID)
+	}
+	return sessiond.NewID()
+}
+
 // Len returns the number of sessions cached.
 func (s *Store) Len() int {
 	n := 0
