@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,10 @@ type Main struct {
 	failed    chan error
 	gateway   atomic.Pointer[gateway.Gateway] // nil: no routes
 	clients   *clientip.Resolver              // client addresses, with the trusted proxies
+
+	instanceOnce sync.Once
+	instanceName string
+
 	// Failed receives an error if a listener stops unexpectedly.
 	Failed <-chan error
 }
@@ -109,7 +114,7 @@ func (m *Main) Open() error {
 
 	var err error
 	if m.Store == nil {
-		if m.Store, err = openStore(cfg, m.Log); err != nil {
+		if m.Store, err = openStore(cfg, m.Log, m.instance()); err != nil {
 			return err
 		}
 	}
@@ -190,7 +195,7 @@ func (m *Main) Open() error {
 			}
 		}()
 	}
-	m.Log.Info("sessiond listening", append(attrs, "store", storeName(cfg.Store), "data_dir", cfg.DataDir, "version", Version)...)
+	m.Log.Info("sessiond listening", append(attrs, "store", storeName(cfg.Store), "data_dir", cfg.DataDir, "version", Version, "instance", m.instance())...)
 	return nil
 }
 
@@ -383,7 +388,7 @@ func trustedRoute(w http.ResponseWriter, r *http.Request, cmd, rst http.Handler)
 // filesPrefix is where the session files API is served.
 const filesPrefix = "/api/v1/session/files/"
 
-func openStore(cfg config.Config, log *slog.Logger) (sessiond.Store, error) {
+func openStore(cfg config.Config, log *slog.Logger, instance string) (sessiond.Store, error) {
 	switch name := storeName(cfg.Store); name {
 	case "embedded":
 		cached := cfg.CacheSessions
@@ -399,7 +404,7 @@ func openStore(cfg config.Config, log *slog.Logger) (sessiond.Store, error) {
 		// NOTIFY) keeps right.
 		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 		defer cancel()
-		pg, err := postgres.Open(ctx, cfg.Store, postgres.Options{Log: log, Origin: instanceName()})
+		pg, err := postgres.Open(ctx, cfg.Store, postgres.Options{Log: log, Origin: instance})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", config.Redact(cfg.Store), err)
 		}
@@ -413,11 +418,14 @@ func openStore(cfg config.Config, log *slog.Logger) (sessiond.Store, error) {
 // start.
 const storeOpenTimeout = 30 * time.Second
 
-// instanceName names this process on the events it publishes: host and
-// process id, for logs that follow an event from one instance to another.
-func instanceName() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), sessiond.NewID()[:8])
+// instance names this process on the events it publishes and in the
+// shared store's connections: host, process id and a random suffix.
+func (m *Main) instance() string {
+	m.instanceOnce.Do(func() {
+		host, _ := os.Hostname()
+		m.instanceName = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), sessiond.NewID()[:8])
+	})
+	return m.instanceName
 }
 
 // storeName names the engine of a --store value without its credentials.
