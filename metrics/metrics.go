@@ -99,7 +99,9 @@ const (
 
 // Metrics holds one instance's metrics, registered in its registry.
 // Its methods are safe for concurrent use and cheap on the request path:
-// every labelled child they touch per request is looked up once, in New.
+// every labelled child they touch per request is looked up once, in New
+// (a gateway route's, once per route). The request-path methods of a nil
+// *Metrics do nothing.
 type Metrics struct {
 	reg  *prometheus.Registry
 	opts Options
@@ -111,6 +113,7 @@ type Metrics struct {
 	gwRequests *prometheus.CounterVec
 	gwErrors   *prometheus.CounterVec
 	gwLatency  *prometheus.HistogramVec
+	routes     sync.Map // route prefix -> *routeMetrics
 
 	opened, deleted, keysCreated, keysRevoked, streamLost prometheus.Counter
 	closed                                                [len(reasons)]prometheus.Counter
@@ -205,6 +208,9 @@ func (l slogErrorLog) Println(v ...any) { l.log.Warn("metrics: serving /metrics"
 // Request counts one answered HTTP request of api (one of the API
 // constants; others count as APINone).
 func (m *Metrics) Request(api string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
 	c := status/100 - 1
 	if c < 0 || c >= len(classes) {
 		c = len(classes) - 1 // a handler wrote a nonsense status: the server answered with it, count it as an error
@@ -214,6 +220,9 @@ func (m *Metrics) Request(api string, status int, d time.Duration) {
 
 // AuthFailed counts an authentication refused for wrong credentials.
 func (m *Metrics) AuthFailed(api string) {
+	if m == nil {
+		return
+	}
 	if c := m.authFailures[apiIndex(api)]; c != nil {
 		c.Inc()
 	}
@@ -221,6 +230,9 @@ func (m *Metrics) AuthFailed(api string) {
 
 // AuthThrottled counts a request refused for its source's failures.
 func (m *Metrics) AuthThrottled(api string) {
+	if m == nil {
+		return
+	}
 	if c := m.authRefused[apiIndex(api)]; c != nil {
 		c.Inc()
 	}
@@ -230,13 +242,28 @@ func (m *Metrics) AuthThrottled(api string) {
 // prefix): upstream is the wait for the upstream's response headers (0
 // when none came), failed as the session statistics count it.
 func (m *Metrics) Forwarded(route string, upstream time.Duration, failed bool) {
-	m.gwRequests.WithLabelValues(route).Inc()
+	if m == nil {
+		return
+	}
+	rm, ok := m.routes.Load(route)
+	if !ok {
+		rm, _ = m.routes.LoadOrStore(route, &routeMetrics{m.gwRequests.WithLabelValues(route),
+			m.gwErrors.WithLabelValues(route), m.gwLatency.WithLabelValues(route)})
+	}
+	r := rm.(*routeMetrics)
+	r.requests.Inc()
 	if upstream > 0 {
-		m.gwLatency.WithLabelValues(route).Observe(upstream.Seconds())
+		r.latency.Observe(upstream.Seconds())
 	}
 	if failed {
-		m.gwErrors.WithLabelValues(route).Inc()
+		r.errors.Inc()
 	}
+}
+
+// routeMetrics are the children of one gateway route.
+type routeMetrics struct {
+	requests, errors prometheus.Counter
+	latency          prometheus.Observer
 }
 
 // Watch subscribes to svc's event stream and registers the active
