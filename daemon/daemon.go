@@ -56,6 +56,8 @@ type Main struct {
 	// registry: two daemons in one process keep their own.
 	Registry *prometheus.Registry
 	Metrics  *metrics.Metrics
+	// MetricsOptions tune the metrics (their Log defaults to Log).
+	MetricsOptions metrics.Options
 
 	// Store is opened by Open from Config.Store, unless set before. The
 	// Service reads it through the metrics' timing decorator.
@@ -123,7 +125,11 @@ func (m *Main) Open() error {
 		m.Registry = prometheus.NewRegistry()
 	}
 	var err error
-	if m.Metrics, err = metrics.New(m.Registry, metrics.Options{Log: m.Log}); err != nil {
+	mopts := m.MetricsOptions
+	if mopts.Log == nil {
+		mopts.Log = m.Log
+	}
+	if m.Metrics, err = metrics.New(m.Registry, mopts); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	m.accessLog.Store(cfg.AccessLog)

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,14 +100,15 @@ const (
 
 // Metrics holds one instance's metrics, registered in its registry.
 // Its methods are safe for concurrent use and cheap on the request path:
-// every labelled child they touch per request is looked up once, in New
-// (a gateway route's, once per route). The request-path methods of a nil
+// every labelled child they touch per request is looked up once (in New,
+// or at its first use). The request-path methods of a nil
 // *Metrics do nothing.
 type Metrics struct {
 	reg  *prometheus.Registry
 	opts Options
 
-	requests     [len(apis)][len(classes)]prometheus.Observer
+	requestVec   *prometheus.HistogramVec
+	requests     [len(apis)][len(classes)]atomic.Pointer[prometheus.Observer] // made on first use
 	authFailures [len(apis)]prometheus.Counter
 	authRefused  [len(apis)]prometheus.Counter
 
@@ -150,10 +152,8 @@ func New(reg *prometheus.Registry, opts Options) (*Metrics, error) {
 		Help: "Authentications refused for wrong credentials (an unknown or wrong token, API key, secret or admin password), per API."}, []string{"api"})
 	authRefused := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sessiond", Name: "auth_throttled_total",
 		Help: "Requests refused unheard (429) because their source failed to authenticate too often, per API."}, []string{"api"})
+	m.requestVec = requests
 	for i, api := range apis {
-		for j, class := range classes {
-			m.requests[i][j] = requests.WithLabelValues(api, class)
-		}
 		switch api {
 		case APIJSONRPC, APIFiles, APIGateway, APIAdmin: // the authenticated APIs
 			m.authFailures[i] = authFailures.WithLabelValues(api)
@@ -215,7 +215,16 @@ func (m *Metrics) Request(api string, status int, d time.Duration) {
 	if c < 0 || c >= len(classes) {
 		c = len(classes) - 1 // a handler wrote a nonsense status: the server answered with it, count it as an error
 	}
-	m.requests[apiIndex(api)][c].Observe(d.Seconds())
+	i := apiIndex(api)
+	o := m.requests[i][c].Load()
+	if o == nil {
+		// Made on first use, so that the scrape shows only the APIs and
+		// classes that were answered (a race makes the same child twice).
+		obs := m.requestVec.WithLabelValues(apis[i], classes[c])
+		o = &obs
+		m.requests[i][c].Store(o)
+	}
+	(*o).Observe(d.Seconds())
 }
 
 // AuthFailed counts an authentication refused for wrong credentials.
