@@ -645,8 +645,8 @@ Listeners:
 sessiond refuses to start when the trusted APIs would be served on a
 non-loopback --listen address; set --internal-listen, or accept the exposure
 with --allow-public-trusted-apis. Each listener serves TLS when given a
-certificate and a key. SIGHUP reloads TLS certificates, the log level,
-gateway routes and admin users from the --config file; SIGINT and SIGTERM
+certificate and a key. SIGHUP reloads TLS certificates, the log level, the
+access log, gateway routes and admin users from the --config file; SIGINT and SIGTERM
 stop gracefully within --drain-timeout.
 
 Flags:
