@@ -245,7 +245,7 @@ func parseLevel(s string) slog.Level {
 // wrap puts h behind the middleware every listener shares: correlation
 // ids, metrics of each request (api names its API) and the access log.
 func (m *Main) wrap(h http.Handler, api func(*http.Request) string) http.Handler {
-	return httpx.Wrap(h, httpx.Options{Log: m.Log, API: api, AccessLog: &m.accessLog, Observe: m.Metrics.Request})
+	return httpx.Wrap(h, httpx.Options{Log: m.Log, API: api, AccessLog: &m.accessLog, Observe: m.Metrics.Request, Client: m.clients.Client})
 }
 
 func newServer(h http.Handler, log *slog.Logger) *http.Server {

@@ -440,16 +440,16 @@ func TestAccessLog(t *testing.T) {
 	adminCall(t, m, "GET", "/v1/apikeys", "pw")
 
 	type line struct {
-		Msg, API, Method, Path, Query, CorrelationID string
-		Status                                       int
+		Msg, API, Method, Path, Query, CorrelationID, Client string
+		Status                                               int
 		Duration                                     *float64
 		Level                                        string
 	}
 	var lines []line
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var v struct {
-			Msg, Level, API, Method, Path, Query string
-			Status                               int
+			Msg, Level, API, Method, Path, Query, Client string
+			Status                                       int
 			Duration                             *float64
 			CorrelationID                        string `json:"correlation_id"`
 		}
@@ -457,7 +457,7 @@ func TestAccessLog(t *testing.T) {
 			t.Fatalf("log line %q: %v", l, err)
 		}
 		if v.Msg == "request" {
-			lines = append(lines, line{v.Msg, v.API, v.Method, v.Path, v.Query, v.CorrelationID, v.Status, v.Duration, v.Level})
+			lines = append(lines, line{v.Msg, v.API, v.Method, v.Path, v.Query, v.CorrelationID, v.Client, v.Status, v.Duration, v.Level})
 		}
 	}
 	want := []struct{ api, method, path string }{
@@ -475,8 +475,8 @@ func TestAccessLog(t *testing.T) {
 	for i, w := range want {
 		l := lines[i]
 		if l.API != w.api || l.Method != w.method || l.Path != w.path || l.Status == 0 || l.Duration == nil ||
-			l.CorrelationID == "" || l.Level != "INFO" {
-			t.Errorf("line %d = %+v, want %+v with a status, a duration and a correlation id, at INFO", i, l, w)
+			l.CorrelationID == "" || l.Client != "127.0.0.1" || l.Level != "INFO" {
+			t.Errorf("line %d = %+v, want %+v with a status, a duration, a correlation id and the client, at INFO", i, l, w)
 		}
 	}
 	if l := lines[3]; l.CorrelationID != "corr-1" || l.Query != "token=REDACTED&Secret=REDACTED&page=2" || l.Status != 200 {

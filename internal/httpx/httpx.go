@@ -350,6 +350,10 @@ type Options struct {
 	// Observe, when set, is told of every request answered: its API, the
 	// status and the time from its headers read to its handler's return.
 	Observe func(api string, status int, d time.Duration)
+	// Client, when set, tells the client address the access log shows
+	// besides the direct peer (remote): behind trusted proxies, the
+	// address they forwarded for.
+	Client func(r *http.Request) string
 }
 
 // Wrap is the one place every request of every listener passes. It gives
@@ -358,7 +362,7 @@ type Options struct {
 // recovers panics into a 500; tells o.Observe (metrics) of each request;
 // and writes the access log: one line per request (AccessLog), with its
 // API, method, path, query without secrets (RedactQuery), status,
-// duration, bytes written, correlation id and remote address. Per-request
+// duration, bytes written, correlation id, remote address and client. Per-request
 // lines cost throughput (docs/operations.md, "Access log"), so they are
 // off unless asked for, or at Debug level.
 //
@@ -408,7 +412,7 @@ func Wrap(next http.Handler, o Options) http.Handler {
 				o.Observe(api, status, d)
 			}
 			if logged {
-				accessLog(r.Context(), log, level, r, api, status, d, sw.bytes, id[0])
+				accessLog(r.Context(), log, level, r, o.Client, api, status, d, sw.bytes, id[0])
 			}
 		}()
 		serve(log, next, sw, r)
@@ -441,8 +445,9 @@ const (
 // (never carrying a secret: tokens travel in headers and bodies), the
 // query has the values of credential-like parameters replaced
 // (RedactQuery), and no header or body is logged.
-func accessLog(ctx context.Context, log *slog.Logger, level slog.Level, r *http.Request, api string, status int, d time.Duration, bytes int64, id string) {
-	attrs := make([]slog.Attr, 0, 10)
+func accessLog(ctx context.Context, log *slog.Logger, level slog.Level, r *http.Request, client func(*http.Request) string,
+	api string, status int, d time.Duration, bytes int64, id string) {
+	attrs := make([]slog.Attr, 0, 11)
 	attrs = append(attrs, slog.String("api", api), slog.String("method", Clip(r.Method, 16)),
 		slog.String("path", Clip(r.URL.Path, maxLoggedPath)))
 	if r.URL.RawQuery != "" {
@@ -450,6 +455,9 @@ func accessLog(ctx context.Context, log *slog.Logger, level slog.Level, r *http.
 	}
 	attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", d), slog.Int64("bytes", bytes),
 		slog.String("correlation_id", id), slog.String("remote", r.RemoteAddr))
+	if client != nil {
+		attrs = append(attrs, slog.String("client", client(r)))
+	}
 	log.LogAttrs(ctx, level, "request", attrs...)
 }
 
