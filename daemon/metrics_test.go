@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -442,16 +443,16 @@ func TestAccessLog(t *testing.T) {
 	type line struct {
 		Msg, API, Method, Path, Query, CorrelationID, Client string
 		Status                                               int
-		Duration                                     *float64
-		Level                                        string
+		Duration                                             *float64
+		Level                                                string
 	}
 	var lines []line
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var v struct {
 			Msg, Level, API, Method, Path, Query, Client string
 			Status                                       int
-			Duration                             *float64
-			CorrelationID                        string `json:"correlation_id"`
+			Duration                                     *float64
+			CorrelationID                                string `json:"correlation_id"`
 		}
 		if err := json.Unmarshal([]byte(l), &v); err != nil {
 			t.Fatalf("log line %q: %v", l, err)
@@ -499,5 +500,45 @@ func TestAccessLog(t *testing.T) {
 	do(t, call{"GET", pub + "/nope", "", nil})
 	if after := strings.Count(buf.String(), `"msg":"request"`); after != before {
 		t.Errorf("a request was logged after the access log was switched off")
+	}
+}
+
+// publicAPI names, for metrics and the access log, the API that routing
+// sends a path to; near misses belong to the API whose prefix they are
+// under, and paths of no API to none.
+func TestPublicAPIFollowsRouting(t *testing.T) {
+	m := startWith(t, nil, func(c *config.Config) {
+		c.Gateway = []string{"/api/v1/up/=http://127.0.0.1:1", "/metrics=http://127.0.0.1:1"}
+	})
+	tests := map[string]string{
+		"/v1/sessions/open_session":      "commandable",
+		"/v1/other":                      "commandable",
+		"/sessions/u1":                   "rest",
+		"/sessions":                      "rest",
+		"/api/v1/session/jsonrpc":        "jsonrpc",
+		"/api/v2/session/jsonrpc/x":      "jsonrpc",
+		"/api/v1/session/files/a.txt":    "files",
+		"/api/v1/up/x":                   "gateway",
+		"/metrics":                       "gateway",
+		"/metricsx":                      "none",
+		"/api/v1/nothing":                "none",
+		"/":                              "none",
+		"/api/v1/session/files":          "none",
+		"/api/v1/session/jsonrpcx":       "none",
+		"/api/v1/session/files/../x.txt": "files",
+	}
+	for p, want := range tests {
+		if got := m.publicAPI(&http.Request{URL: &url.URL{Path: p}}); got != want {
+			t.Errorf("publicAPI(%s) = %s, want %s", p, got, want)
+		}
+	}
+	// With an internal listener, the trusted APIs are not the public
+	// listener's.
+	mi := startWith(t, nil, func(c *config.Config) { c.InternalListen = "127.0.0.1:0" })
+	if got := mi.publicAPI(&http.Request{URL: &url.URL{Path: "/v1/sessions/open_session"}}); got != "none" {
+		t.Errorf("publicAPI with an internal listener = %s, want none", got)
+	}
+	if got := internalAPI(&http.Request{URL: &url.URL{Path: "/sessions/u"}}); got != "rest" {
+		t.Errorf("internalAPI(/sessions/u) = %s, want rest", got)
 	}
 }
