@@ -55,7 +55,7 @@ type Main struct {
 	// admin listener; Open makes one unless set before. Never the global
 	// registry: two daemons in one process keep their own.
 	Registry *prometheus.Registry
-	Metrics  *metrics.Metrics
+	Metrics  *metrics.Metrics // made by Open, in Registry
 	// MetricsOptions tune the metrics (their Log defaults to Log).
 	MetricsOptions metrics.Options
 
@@ -78,6 +78,9 @@ type Main struct {
 	clients   *clientip.Resolver              // client addresses, with the trusted proxies
 	accessLog atomic.Bool                     // Config.AccessLog, switched by Reload
 	unwatch   func()                          // ends the metrics' event subscription
+	// trustedInternal: the internal listener serves the trusted APIs (set
+	// by Open; read per request, unlike Config, which Reload replaces).
+	trustedInternal bool
 	// Failed receives an error if a listener stops unexpectedly.
 	Failed <-chan error
 }
@@ -133,6 +136,7 @@ func (m *Main) Open() error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	m.accessLog.Store(cfg.AccessLog)
+	m.trustedInternal = cfg.InternalListen != ""
 	if m.Store == nil {
 		if m.Store, err = openStore(cfg, m.Log); err != nil {
 			return err
@@ -337,7 +341,7 @@ func (m *Main) publicAPI(r *http.Request) string {
 		return metrics.APIFiles
 	}
 	if api := internalAPI(r); api != metrics.APINone {
-		if m.Config.InternalListen != "" {
+		if m.trustedInternal {
 			return metrics.APINone // served on the internal listener
 		}
 		return api
