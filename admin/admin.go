@@ -58,6 +58,9 @@ type Options struct {
 	// address (429 with Retry-After) and logs them, bounded. Nil: the
 	// handler makes one of its own with the defaults of auth.LimiterOptions.
 	Limiter *auth.Limiter
+	// Metrics, when set, serves GET /metrics (authenticated like every
+	// resource: Prometheus scrapes with basic_auth).
+	Metrics http.Handler
 }
 
 // server is the admin handler. Handlers of every resource are its methods.
@@ -154,6 +157,10 @@ func (s *server) routes() {
 	s.api("DELETE /apikeys/{id}", s.revokeAPIKey)
 
 	s.api("DELETE /sessions/{id}", s.closeSession)
+
+	if s.opts.Metrics != nil {
+		s.page("GET /metrics", s.opts.Metrics)
+	}
 }
 
 // api registers an authenticated resource route, given without the version

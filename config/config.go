@@ -73,6 +73,9 @@ type Config struct {
 
 	LogLevel  string `yaml:"log-level"`
 	LogFormat string `yaml:"log-format"`
+	// AccessLog logs one line per request of every listener at Info level
+	// (docs/operations.md, "Access log"). Default off: it costs throughput.
+	AccessLog bool `yaml:"access-log"`
 
 	// InternalListen, when set, serves the trusted Pip.Services APIs
 	// (commandable and REST) there instead of on Listen (SPEC section 2).
@@ -249,6 +252,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.HeaderSessionDir, "header-session-dir", c.HeaderSessionDir, "header giving backends the session directory")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.BoolVar(&c.AccessLog, "access-log", c.AccessLog, "log one line per request at info level (costs throughput)")
 	fs.StringVar(&c.InternalListen, "internal-listen", c.InternalListen, "internal listener `address` for the trusted commandable and REST APIs (default off: served on --listen)")
 	fs.BoolVar(&c.AllowPublicTrustedAPIs, "allow-public-trusted-apis", c.AllowPublicTrustedAPIs, "allow the trusted APIs on a non-loopback --listen (warned at every start)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "public listener: TLS certificate `file` (PEM)")
@@ -641,8 +645,8 @@ Listeners:
 sessiond refuses to start when the trusted APIs would be served on a
 non-loopback --listen address; set --internal-listen, or accept the exposure
 with --allow-public-trusted-apis. Each listener serves TLS when given a
-certificate and a key. SIGHUP reloads TLS certificates, the log level,
-gateway routes and admin users from the --config file; SIGINT and SIGTERM
+certificate and a key. SIGHUP reloads TLS certificates, the log level, the
+access log, gateway routes and admin users from the --config file; SIGINT and SIGTERM
 stop gracefully within --drain-timeout.
 
 Flags:

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"sessiond"
 	"sessiond/admin"
 	"sessiond/api/commandable"
@@ -30,6 +32,7 @@ import (
 	"sessiond/internal/gwerr"
 	"sessiond/internal/httpx"
 	"sessiond/internal/piperr"
+	"sessiond/metrics"
 	"sessiond/sessiondir"
 	"sessiond/store/cache"
 	"sessiond/store/embedded"
@@ -49,7 +52,16 @@ type Main struct {
 	AdminPassword string         // SESSIOND_ADMIN_PASSWORD
 	Clock         sessiond.Clock
 
-	// Store is opened by Open from Config.Store, unless set before.
+	// Registry holds the daemon's metrics, served at GET /metrics on the
+	// admin listener; Open makes one unless set before. Never the global
+	// registry: two daemons in one process keep their own.
+	Registry *prometheus.Registry
+	Metrics  *metrics.Metrics // made by Open, in Registry
+	// MetricsOptions tune the metrics (their Log defaults to Log).
+	MetricsOptions metrics.Options
+
+	// Store is opened by Open from Config.Store, unless set before. The
+	// Service reads it through the metrics' timing decorator.
 	Store   sessiond.Store
 	Service *sessiond.Service
 	Dirs    *sessiondir.Dirs
@@ -65,6 +77,11 @@ type Main struct {
 	failed    chan error
 	gateway   atomic.Pointer[gateway.Gateway] // nil: no routes
 	clients   *clientip.Resolver              // client addresses, with the trusted proxies
+	accessLog atomic.Bool                     // Config.AccessLog, switched by Reload
+	unwatch   func()                          // ends the metrics' event subscription
+	// trustedInternal: the internal listener serves the trusted APIs (set
+	// by Open; read per request, unlike Config, which Reload replaces).
+	trustedInternal bool
 
 	instanceOnce sync.Once
 	instanceName string
@@ -112,13 +129,25 @@ func (m *Main) Open() error {
 		m.listeners = append(m.listeners, l)
 	}
 
+	if m.Registry == nil {
+		m.Registry = prometheus.NewRegistry()
+	}
 	var err error
+	mopts := m.MetricsOptions
+	if mopts.Log == nil {
+		mopts.Log = m.Log
+	}
+	if m.Metrics, err = metrics.New(m.Registry, mopts); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	m.accessLog.Store(cfg.AccessLog)
+	m.trustedInternal = cfg.InternalListen != ""
 	if m.Store == nil {
 		if m.Store, err = openStore(cfg, m.Log, m.instance()); err != nil {
 			return err
 		}
 	}
-	m.Service = sessiond.NewService(m.Store, m.Clock, sessiond.Config{
+	m.Service = sessiond.NewService(m.Metrics.Store(m.Store), m.Clock, sessiond.Config{
 		IdleTimeout:      cfg.IdleTimeout,
 		Retention:        cfg.Retention,
 		SweepInterval:    cfg.SweepInterval,
@@ -129,6 +158,9 @@ func (m *Main) Open() error {
 		DataLimit:        int(cfg.DataLimit),
 		MaxUserSessions:  cfg.MaxUserSessions,
 	}, m.Log)
+	if m.unwatch, err = m.Metrics.Watch(m.Service); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	m.Dirs, err = sessiondir.NewDirs(filepath.Join(cfg.DataDir, "sessions"), sessiondir.Quota{MaxBytes: cfg.QuotaBytes, MaxFiles: cfg.QuotaFiles})
 	if err != nil {
@@ -160,7 +192,7 @@ func (m *Main) Open() error {
 	}
 	adm, err := admin.New(m.Service, admin.Options{
 		Users: cfg.AdminUsers, DataDir: cfg.DataDir, Log: m.Log, Stdout: m.Stdout, AdminPassword: m.AdminPassword,
-		Limiter: m.newLimiter("admin"),
+		Limiter: m.newLimiter("admin"), Metrics: m.Metrics.Handler(),
 	})
 	if err != nil {
 		return err
@@ -170,11 +202,13 @@ func (m *Main) Open() error {
 	for _, l := range m.listeners {
 		switch l.name {
 		case "public":
-			l.srv = newServer(httpx.Middleware(m.Log, pub), m.Log)
+			l.srv = newServer(m.wrap(pub, m.publicAPI), m.Log)
 		case "internal":
-			l.srv = newServer(httpx.Middleware(m.Log, m.InternalHandler()), m.Log)
+			l.srv = newServer(m.wrap(m.InternalHandler(), internalAPI), m.Log)
 		case "admin":
-			l.srv = newServer(adm, m.Log) // admin.New adds the middleware itself
+			// admin.New adds the middleware itself; this outer one, which
+			// the inner one then leaves alone, counts and logs.
+			l.srv = newServer(m.wrap(adm, func(*http.Request) string { return metrics.APIAdmin }), m.Log)
 		}
 		attrs = append(attrs, l.name, l.ln.Addr().String())
 		if l.cert != nil {
@@ -215,6 +249,12 @@ func parseLevel(s string) slog.Level {
 	var level slog.Level
 	level.UnmarshalText([]byte(strings.ReplaceAll(strings.ToLower(s), "warning", "warn")))
 	return level
+}
+
+// wrap puts h behind the middleware every listener shares: correlation
+// ids, metrics of each request (api names its API) and the access log.
+func (m *Main) wrap(h http.Handler, api func(*http.Request) string) http.Handler {
+	return httpx.Wrap(h, httpx.Options{Log: m.Log, API: api, AccessLog: &m.accessLog, Observe: m.Metrics.Request, Client: m.clients.Client})
 }
 
 func newServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -295,6 +335,41 @@ func (m *Main) PublicHandler() (http.Handler, error) {
 	}), nil
 }
 
+// publicAPI names the API that answers r on the public listener (the api
+// of its metrics and access log line); it follows PublicHandler's routing.
+func (m *Main) publicAPI(r *http.Request) string {
+	p := r.URL.Path
+	switch gw := m.gateway.Load(); {
+	case gw != nil && gw.Covers(p):
+		return metrics.APIGateway
+	case strings.HasPrefix(p, filesPrefix):
+		return metrics.APIFiles
+	}
+	if api := internalAPI(r); api != metrics.APINone {
+		if m.trustedInternal {
+			return metrics.APINone // served on the internal listener
+		}
+		return api
+	}
+	if p == "/api/v1/session/jsonrpc" || p == "/api/v2/session/jsonrpc" ||
+		strings.HasPrefix(p, "/api/v1/session/jsonrpc/") || strings.HasPrefix(p, "/api/v2/session/jsonrpc/") {
+		return metrics.APIJSONRPC
+	}
+	return metrics.APINone
+}
+
+// internalAPI names the API that answers r on the internal listener; it
+// follows trustedRoute.
+func internalAPI(r *http.Request) string {
+	switch p := r.URL.Path; {
+	case p == "/v1/sessions" || strings.HasPrefix(p, "/v1/"):
+		return metrics.APICommandable
+	case p == "/sessions" || strings.HasPrefix(p, "/sessions/"):
+		return metrics.APIREST
+	}
+	return metrics.APINone
+}
+
 // trustedHandlers returns the trusted Pip.Services APIs (SPEC sections 3
 // and 4), served on the public listener, or on the internal one when it
 // is set.
@@ -328,15 +403,25 @@ func (m *Main) newGateway(cfg config.Config) (*gateway.Gateway, error) {
 		}
 		routes = append(routes, r)
 	}
-	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout, Log: m.Log, Clients: m.clients, Limiter: m.publicLimiter})
+	return gateway.New(m.Service, routes, gateway.Options{Headers: m.headers(), Dirs: m.Dirs, ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		Log: m.Log, Clients: m.clients, Limiter: m.publicLimiter, OnForwarded: m.Metrics.Forwarded})
 }
 
 // newLimiter returns the authentication failure limiter of one listener
 // (SPEC section 10), on the daemon's clock. Its source is the client
 // address, as the trusted proxies tell it (PublicHandler sets m.clients
 // first).
-func (m *Main) newLimiter(api string) *auth.Limiter {
-	opts := auth.LimiterOptions{Log: m.Log, API: api}
+//
+// Its failures are counted per API: the admin limiter's are the admin
+// API's; the public one serves several, told apart by path (publicAPI).
+func (m *Main) newLimiter(listener string) *auth.Limiter {
+	opts := auth.LimiterOptions{Log: m.Log, API: listener}
+	apiOf := m.publicAPI
+	if listener == "admin" {
+		apiOf = func(*http.Request) string { return metrics.APIAdmin }
+	}
+	opts.OnFailed = func(r *http.Request) { m.Metrics.AuthFailed(apiOf(r)) }
+	opts.OnRefused = func(r *http.Request) { m.Metrics.AuthThrottled(apiOf(r)) }
 	if m.clients != nil {
 		opts.Source = m.clients.Client
 	}
@@ -470,7 +555,11 @@ func (m *Main) Close() error {
 	}{
 		{"flushing pending writes", func() error {
 			if m.Service != nil {
-				return m.Service.Stop()
+				err := m.Service.Stop()
+				if m.unwatch != nil {
+					m.unwatch()
+				}
+				return err
 			}
 			return nil
 		}},

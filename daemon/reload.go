@@ -11,15 +11,15 @@ import (
 // reloadable are the settings Reload applies to the running daemon; any
 // other change takes effect at the next start.
 var reloadable = map[string]bool{
-	"log-level": true, "gateway": true, "upstream-timeout": true, "admin-users": true,
+	"log-level": true, "access-log": true, "gateway": true, "upstream-timeout": true, "admin-users": true,
 	"tls-cert": true, "tls-key": true, "internal-tls-cert": true, "internal-tls-key": true,
 	"admin-tls-cert": true, "admin-tls-key": true,
 }
 
 // Reload applies cfg, a configuration loaded again (on SIGHUP), to the
 // running daemon: TLS certificates (read again from their files even when
-// their names did not change), the log level, gateway routes and admin
-// users. It logs what changed, what failed (keeping the old value), and
+// their names did not change), the log level, the access log, gateway
+// routes and admin users. It logs what changed, what failed (keeping the old value), and
 // which changes need a restart. Call it from one goroutine at a time.
 func (m *Main) Reload(cfg config.Config) {
 	old := m.Config
@@ -46,6 +46,11 @@ func (m *Main) Reload(cfg config.Config) {
 		} else {
 			m.Log.Warn("reload: the log level cannot change: this logger has no level variable", "log_level", cfg.LogLevel)
 		}
+	}
+
+	if cfg.AccessLog != old.AccessLog {
+		m.accessLog.Store(cfg.AccessLog)
+		next.AccessLog = cfg.AccessLog
 	}
 
 	if !slices.Equal(cfg.Gateway, old.Gateway) || cfg.UpstreamTimeout != old.UpstreamTimeout {

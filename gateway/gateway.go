@@ -72,6 +72,12 @@ type Options struct {
 	// Limiter slows down repeated authentication failures per source
 	// (429); nil limits nothing.
 	Limiter *auth.Limiter
+	// OnForwarded, when set, is told of every request forwarded to an
+	// upstream, once it is over (metrics): its route's prefix, the wait
+	// for the upstream's response headers (0 when none came), and whether
+	// it failed as the session statistics count it (502/504 from the
+	// gateway, 5xx from the upstream, or a response broken off).
+	OnForwarded func(prefix string, upstream time.Duration, failed bool)
 }
 
 // Defaults of Options.
@@ -93,6 +99,7 @@ type Gateway struct {
 	log       *slog.Logger
 	clients   *clientip.Resolver
 	limiter   *auth.Limiter // nil: no limit
+	onForward func(prefix string, upstream time.Duration, failed bool)
 }
 
 type route struct {
@@ -124,6 +131,7 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 		clients: opts.Clients,
 	}
 	g.limiter = opts.Limiter
+	g.onForward = opts.OnForwarded
 
 	// One pooled keep-alive transport for every upstream. It passes bodies
 	// through untouched (no transparent gzip) and bounds the wait for
@@ -156,8 +164,14 @@ func New(svc *sessiond.Service, routes []Route, opts Options) (*Gateway, error) 
 			ErrorHandler:  func(w http.ResponseWriter, r *http.Request, err error) { g.proxyError(rt, w, r, err) },
 			// The client's answer carries the request's correlation id
 			// already (httpx.Middleware): never a second one.
-			ModifyResponse: func(resp *http.Response) error { delete(resp.Header, httpx.CorrelationHeader); return nil },
-			ErrorLog:       nil, // errors reach ErrorHandler; body copy failures only mean a peer went away
+			ModifyResponse: func(resp *http.Response) error {
+				delete(resp.Header, httpx.CorrelationHeader)
+				if x := exchangeOf(resp.Request); x != nil && !x.start.IsZero() {
+					x.answered = time.Since(x.start)
+				}
+				return nil
+			},
+			ErrorLog: nil, // errors reach ErrorHandler; body copy failures only mean a peer went away
 		}
 		g.routes = append(g.routes, rt)
 	}
@@ -215,8 +229,12 @@ type exchange struct {
 	sessionID string
 	dir       string
 	failed    bool // the gateway answered 502/504
-	body      countingBody
-	w         countingWriter
+	// start is when the request was forwarded and answered how long the
+	// upstream took to answer its headers; set only for OnForwarded.
+	start    time.Time
+	answered time.Duration
+	body     countingBody
+	w        countingWriter
 }
 
 type exchangeKey struct{}
@@ -276,9 +294,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	x.w.ResponseWriter = w
-	if x.sessionID == "" {
+	if x.sessionID == "" && g.onForward == nil {
 		rt.proxy.ServeHTTP(&x.w, out)
 		return
+	}
+	if g.onForward != nil {
+		x.start = time.Now()
 	}
 	done := false
 	defer g.record(rt, x, &done)
@@ -286,12 +307,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	done = true
 }
 
-// record adds the exchange to the session's statistics. It also runs when
-// the proxy aborts a response midway (by panicking with
-// http.ErrAbortHandler): that counts as failed unless the client left.
+// record adds the exchange to the session's statistics and tells
+// OnForwarded of it. It also runs when the proxy aborts a response midway
+// (by panicking with http.ErrAbortHandler): that counts as failed unless
+// the client left.
 func (g *Gateway) record(rt *route, x *exchange, done *bool) {
 	failed := x.failed || x.w.status >= 500 || (!*done && x.Context.Err() == nil)
-	g.svc.RecordConnection(x.sessionID, rt.Prefix, x.body.n.Load(), x.w.n, failed)
+	if x.sessionID != "" {
+		g.svc.RecordConnection(x.sessionID, rt.Prefix, x.body.n.Load(), x.w.n, failed)
+	}
+	if g.onForward != nil {
+		g.onForward(rt.Prefix, x.answered, failed)
+	}
 }
 
 // rewrite builds the upstream request: same path and query, upstream

@@ -48,6 +48,10 @@ type LimiterOptions struct {
 	LogRate int
 	// API names the listener in log lines ("public", "admin").
 	API string
+	// OnFailed and OnRefused, when set, are told of each failure (Failed)
+	// and each request refused for its source's failures (Check): the
+	// daemon counts them in its metrics. They must be cheap.
+	OnFailed, OnRefused func(*http.Request)
 }
 
 // Limiter slows down repeated authentication failures per source (SPEC
@@ -77,6 +81,8 @@ type Limiter struct {
 	until     atomic.Int64 // unix nanoseconds when every source's debt is paid
 	shards    [numShards]shard
 	log       failureLog
+	onFailed  func(*http.Request)
+	onRefused func(*http.Request)
 }
 
 const numShards = 16
@@ -132,6 +138,8 @@ func NewLimiter(opts LimiterOptions) *Limiter {
 		now:       opts.Now,
 		seed:      maphash.MakeSeed(),
 		log:       failureLog{log: opts.Log, rate: opts.LogRate, api: opts.API},
+		onFailed:  opts.OnFailed,
+		onRefused: opts.OnRefused,
 	}
 	for i := range l.shards {
 		l.shards[i].m = make(map[sourceKey]*entry)
@@ -167,7 +175,11 @@ func (l *Limiter) Check(r *http.Request) error {
 	if t.UnixNano() >= l.until.Load() {
 		return nil // every source is paid up
 	}
-	return l.allow(l.source(r), t)
+	err := l.allow(l.source(r), t)
+	if err != nil && l.onRefused != nil {
+		l.onRefused(r)
+	}
+	return err
 }
 
 // Failed records a failed authentication of r and logs it (bounded in rate
@@ -181,6 +193,9 @@ func (l *Limiter) Failed(r *http.Request, user string) {
 	now := l.now()
 	wait := l.fail(src, now)
 	l.log.failed(now, r, src, user, wait)
+	if l.onFailed != nil {
+		l.onFailed(r)
+	}
 }
 
 // Authenticator authenticates credentials (sessiond.Service does).

@@ -13,9 +13,11 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -328,38 +330,170 @@ func LogError(r *http.Request, err error) {
 	}
 }
 
-// Middleware gives every request a correlation id (CorrelationID: the
-// client's, or a generated one) and returns it in the X-Correlation-Id
-// response header; it recovers panics into a 500 and, at Debug level,
-// logs each request with its correlation id. Per-request logging costs throughput, so it is off at the
-// default Info level. It puts log in the request's context unless the
-// server already did once for all requests (BaseContext), which saves a
-// copy of every request.
+// Middleware is Wrap with only a logger: correlation ids, recovery, and
+// request lines at Debug level.
 func Middleware(log *slog.Logger, next http.Handler) http.Handler {
+	return Wrap(next, Options{Log: log})
+}
+
+// Options configure Wrap.
+type Options struct {
+	// Log receives the access log and panics; nil discards them.
+	Log *slog.Logger
+	// API names the API that answers r: the api attribute of the access
+	// log and the api Observe is told. Nil: "".
+	API func(r *http.Request) string
+	// AccessLog, when it holds true, logs one line per request at Info
+	// level (it may be switched at run time). Otherwise a line per request
+	// is logged only when Log is at Debug level.
+	AccessLog *atomic.Bool
+	// Observe, when set, is told of every request answered: its API, the
+	// status and the time from its headers read to its handler's return.
+	Observe func(api string, status int, d time.Duration)
+	// Client, when set, tells the client address the access log shows
+	// besides the direct peer (remote): behind trusted proxies, the
+	// address they forwarded for.
+	Client func(r *http.Request) string
+}
+
+// Wrap is the one place every request of every listener passes. It gives
+// each request a correlation id (CorrelationID: the client's, or a
+// generated one), returned in the X-Correlation-Id response header;
+// recovers panics into a 500; tells o.Observe (metrics) of each request;
+// and writes the access log: one line per request (AccessLog), with its
+// API, method, path, query without secrets (RedactQuery), status,
+// duration, bytes written, correlation id, remote address and client. Per-request
+// lines cost throughput (docs/operations.md, "Access log"), so they are
+// off unless asked for, or at Debug level.
+//
+// It puts the logger in the request's context unless the server already
+// did once for all requests (BaseContext), which saves a copy of every
+// request. A Wrap inside another (the admin handler has its own) passes
+// requests straight through: the outer one did all of it.
+func Wrap(next http.Handler, o Options) http.Handler {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()[CorrelationHeader] = correlate(r)
-		if _, ok := r.Context().Value(loggerKey).(*slog.Logger); !ok {
-			r = r.WithContext(WithLogger(r.Context(), log))
-		}
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "correlation_id", CorrelationID(r), "panic", v)
-				http.Error(w, `{"message":"Internal error"}`, http.StatusInternalServerError)
-			}
-		}()
-		if !log.Enabled(r.Context(), slog.LevelDebug) {
+		if _, inner := w.(*statusWriter); inner {
 			next.ServeHTTP(w, r)
 			return
 		}
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", time.Since(start), "correlation_id", CorrelationID(r), "remote", r.RemoteAddr)
+		id := correlate(r)
+		w.Header()[CorrelationHeader] = id
+		if _, ok := r.Context().Value(loggerKey).(*slog.Logger); !ok {
+			r = r.WithContext(WithLogger(r.Context(), log))
+		}
+		level := slog.LevelInfo
+		logged := o.AccessLog != nil && o.AccessLog.Load()
+		if !logged && log.Enabled(r.Context(), slog.LevelDebug) {
+			level, logged = slog.LevelDebug, true
+		}
+		if !logged && o.Observe == nil {
+			serve(log, next, w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, start: time.Now()}
+		// Deferred, so that a request whose handler aborts (panics with
+		// http.ErrAbortHandler, as the gateway does when an upstream
+		// breaks off) is still counted and logged.
+		defer func() {
+			d := time.Since(sw.start)
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK // nothing written: the server answers 200
+			}
+			api := ""
+			if o.API != nil {
+				api = o.API(r)
+			}
+			if o.Observe != nil {
+				o.Observe(api, status, d)
+			}
+			if logged {
+				accessLog(r.Context(), log, level, r, o.Client, api, status, d, sw.bytes, id[0])
+			}
+		}()
+		serve(log, next, sw, r)
 	})
+}
+
+// serve calls next, recovering a panic into a 500 (http.ErrAbortHandler
+// goes on: it means the response is to be cut off).
+func serve(log *slog.Logger, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Error("panic serving request", "method", r.Method, "path", Clip(r.URL.Path, maxLoggedPath), "correlation_id", CorrelationID(r), "panic", v)
+			http.Error(w, `{"message":"Internal error"}`, http.StatusInternalServerError)
+		}
+	}()
+	next.ServeHTTP(w, r)
+}
+
+// maxLoggedPath and maxLoggedQuery bound what a log line quotes of a
+// client's path and query.
+const (
+	maxLoggedPath  = 256
+	maxLoggedQuery = 256
+)
+
+// accessLog writes the line of one request. The path is the URL path
+// (never carrying a secret: tokens travel in headers and bodies), the
+// query has the values of credential-like parameters replaced
+// (RedactQuery), and no header or body is logged.
+func accessLog(ctx context.Context, log *slog.Logger, level slog.Level, r *http.Request, client func(*http.Request) string,
+	api string, status int, d time.Duration, bytes int64, id string) {
+	attrs := make([]slog.Attr, 0, 11)
+	attrs = append(attrs, slog.String("api", api), slog.String("method", Clip(r.Method, 16)),
+		slog.String("path", Clip(r.URL.Path, maxLoggedPath)))
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("query", Clip(RedactQuery(r.URL.RawQuery), maxLoggedQuery)))
+	}
+	attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", d), slog.Int64("bytes", bytes),
+		slog.String("correlation_id", id), slog.String("remote", r.RemoteAddr))
+	if client != nil {
+		attrs = append(attrs, slog.String("client", client(r)))
+	}
+	log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// RedactQuery returns the raw query q with the value of every parameter
+// whose name looks like it carries a credential (it holds "token",
+// "secret", "passw", "key", "auth", "sig", "credential" or "cookie", in
+// any case and escaping) replaced by "REDACTED". Other parameters are
+// kept as sent.
+func RedactQuery(q string) string {
+	var b strings.Builder
+	for i, part := range strings.Split(q, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		name, _, hasValue := strings.Cut(part, "=")
+		if hasValue && sensitiveParam(name) {
+			b.WriteString(name)
+			b.WriteString("=REDACTED")
+			continue
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+func sensitiveParam(name string) bool {
+	if n, err := url.QueryUnescape(name); err == nil {
+		name = n
+	}
+	name = strings.ToLower(name)
+	for _, s := range []string{"token", "secret", "passw", "key", "auth", "sig", "credential", "cookie"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // BaseContext returns an http.Server BaseContext that carries log into
@@ -369,15 +503,51 @@ func BaseContext(log *slog.Logger) func(net.Listener) context.Context {
 	return func(net.Listener) context.Context { return ctx }
 }
 
+// statusWriter records the status and the body bytes of a response.
+// Unwrap lets http.ResponseController reach the server's writer (to
+// flush, hijack, set deadlines), and ReadFrom keeps the server's sendfile
+// path for files.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status int // 0 until a final status is written
+	bytes  int64
+	start  time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(onlyWriter{w.ResponseWriter}, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+// onlyWriter hides every method but Write (so io.Copy does not loop back
+// into ReadFrom).
+type onlyWriter struct{ io.Writer }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

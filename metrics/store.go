@@ -1,0 +1,223 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sessiond"
+)
+
+// Store returns inner with every method but Close timed into
+// sessiond_store_duration_seconds, and its failures counted. The result
+// implements the optional interfaces of inner that the Service relies on
+// (sessiond.Streamer, sessiond.IDChooser), passed through untimed.
+func (m *Metrics) Store(inner sessiond.Store) sessiond.Store {
+	t := &timedStore{inner: inner}
+	for i, name := range storeMethods {
+		t.obs[i] = storeObs{m.storeLatency.WithLabelValues(name), m.storeErrors.WithLabelValues(name)}
+	}
+	st, streams := inner.(sessiond.Streamer)
+	ch, chooses := inner.(sessiond.IDChooser)
+	switch {
+	case streams && chooses:
+		return struct {
+			*timedStore
+			sessiond.Streamer
+			sessiond.IDChooser
+		}{t, st, ch}
+	case streams:
+		return struct {
+			*timedStore
+			sessiond.Streamer
+		}{t, st}
+	case chooses:
+		return struct {
+			*timedStore
+			sessiond.IDChooser
+		}{t, ch}
+	}
+	return t
+}
+
+// The store methods, in the order of the method label's values.
+const (
+	mCreate = iota
+	mGet
+	mGetByTokenHash
+	mUpdate
+	mDelete
+	mList
+	mTouch
+	mCloseExpired
+	mUserSessions
+	mPurge
+	mAddConnStats
+	mConnStats
+	mCreateAPIKey
+	mGetAPIKey
+	mListAPIKeys
+	mDeleteAPIKey
+	mPing
+	numStoreMethods
+)
+
+var storeMethods = [numStoreMethods]string{"create", "get", "get_by_token_hash", "update", "delete", "list", "touch",
+	"close_expired", "user_sessions", "purge", "add_conn_stats", "conn_stats", "create_apikey", "get_apikey",
+	"list_apikeys", "delete_apikey", "ping"}
+
+type storeObs struct {
+	latency prometheus.Observer
+	errors  prometheus.Counter
+}
+
+type timedStore struct {
+	inner sessiond.Store
+	obs   [numStoreMethods]storeObs
+}
+
+// done observes a call of method that started at start and returned err.
+func (t *timedStore) done(method int, start time.Time, err error) {
+	o := &t.obs[method]
+	o.latency.Observe(time.Since(start).Seconds())
+	if err != nil && storeFailure(err) {
+		o.errors.Inc()
+	}
+}
+
+// storeFailure tells a store that failed from one that answered: not
+// found, conflicts and the errors of an UpdateFunc are answers.
+func storeFailure(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false // the caller left
+	}
+	switch sessiond.ErrorCode(err) {
+	case sessiond.EINTERNAL, sessiond.EUNAVAILABLE, sessiond.ETIMEOUT:
+		return true
+	}
+	return false
+}
+
+func (t *timedStore) Create(ctx context.Context, s *sessiond.Session) error {
+	start := time.Now()
+	err := t.inner.Create(ctx, s)
+	t.done(mCreate, start, err)
+	return err
+}
+
+func (t *timedStore) Get(ctx context.Context, id string) (*sessiond.Session, error) {
+	start := time.Now()
+	s, err := t.inner.Get(ctx, id)
+	t.done(mGet, start, err)
+	return s, err
+}
+
+func (t *timedStore) GetByTokenHash(ctx context.Context, hash []byte) (*sessiond.Session, error) {
+	start := time.Now()
+	s, err := t.inner.GetByTokenHash(ctx, hash)
+	t.done(mGetByTokenHash, start, err)
+	return s, err
+}
+
+func (t *timedStore) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (*sessiond.Session, error) {
+	start := time.Now()
+	s, err := t.inner.Update(ctx, id, fn)
+	t.done(mUpdate, start, err)
+	return s, err
+}
+
+func (t *timedStore) Delete(ctx context.Context, id string) (*sessiond.Session, error) {
+	start := time.Now()
+	s, err := t.inner.Delete(ctx, id)
+	t.done(mDelete, start, err)
+	return s, err
+}
+
+func (t *timedStore) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) (*sessiond.Page, error) {
+	start := time.Now()
+	page, err := t.inner.List(ctx, f, p)
+	t.done(mList, start, err)
+	return page, err
+}
+
+func (t *timedStore) Touch(ctx context.Context, touches []sessiond.Touch) error {
+	start := time.Now()
+	err := t.inner.Touch(ctx, touches)
+	t.done(mTouch, start, err)
+	return err
+}
+
+func (t *timedStore) CloseExpired(ctx context.Context, now time.Time, idle time.Duration) ([]string, error) {
+	start := time.Now()
+	ids, err := t.inner.CloseExpired(ctx, now, idle)
+	t.done(mCloseExpired, start, err)
+	return ids, err
+}
+
+func (t *timedStore) UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]sessiond.UserSession, error) {
+	start := time.Now()
+	us, err := t.inner.UserSessions(ctx, apiKeyID, userID, min)
+	t.done(mUserSessions, start, err)
+	return us, err
+}
+
+func (t *timedStore) Purge(ctx context.Context, closedBefore time.Time) ([]string, error) {
+	start := time.Now()
+	ids, err := t.inner.Purge(ctx, closedBefore)
+	t.done(mPurge, start, err)
+	return ids, err
+}
+
+func (t *timedStore) AddConnStats(ctx context.Context, deltas []sessiond.ConnDelta) error {
+	start := time.Now()
+	err := t.inner.AddConnStats(ctx, deltas)
+	t.done(mAddConnStats, start, err)
+	return err
+}
+
+func (t *timedStore) ConnStats(ctx context.Context, sessionID string) ([]sessiond.ConnStat, error) {
+	start := time.Now()
+	cs, err := t.inner.ConnStats(ctx, sessionID)
+	t.done(mConnStats, start, err)
+	return cs, err
+}
+
+func (t *timedStore) CreateAPIKey(ctx context.Context, k *sessiond.APIKey) error {
+	start := time.Now()
+	err := t.inner.CreateAPIKey(ctx, k)
+	t.done(mCreateAPIKey, start, err)
+	return err
+}
+
+func (t *timedStore) GetAPIKey(ctx context.Context, id string) (*sessiond.APIKey, error) {
+	start := time.Now()
+	k, err := t.inner.GetAPIKey(ctx, id)
+	t.done(mGetAPIKey, start, err)
+	return k, err
+}
+
+func (t *timedStore) ListAPIKeys(ctx context.Context) ([]*sessiond.APIKey, error) {
+	start := time.Now()
+	ks, err := t.inner.ListAPIKeys(ctx)
+	t.done(mListAPIKeys, start, err)
+	return ks, err
+}
+
+func (t *timedStore) DeleteAPIKey(ctx context.Context, id string) error {
+	start := time.Now()
+	err := t.inner.DeleteAPIKey(ctx, id)
+	t.done(mDeleteAPIKey, start, err)
+	return err
+}
+
+func (t *timedStore) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := t.inner.Ping(ctx)
+	t.done(mPing, start, err)
+	return err
+}
+
+// Close is not timed: it happens once.
+func (t *timedStore) Close() error { return t.inner.Close() }
