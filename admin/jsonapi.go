@@ -103,6 +103,7 @@ func checkQuery(r *http.Request) error {
 func writeDoc(w http.ResponseWriter, r *http.Request, status int, doc *document) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // links hold & and are not HTML
 	if isPretty(r) {
 		enc.SetIndent("", "  ")
 	}

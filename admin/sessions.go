@@ -226,6 +226,8 @@ func (s *server) listSessions(w http.ResponseWriter, r *http.Request) {
 	var total int64
 	var data bytes.Buffer
 	data.WriteByte('[')
+	enc := json.NewEncoder(&data)
+	enc.SetEscapeHTML(false) // as writeDoc
 	n := 0
 	p := sessiond.Paging{Skip: lq.number * lq.size, Take: lq.size, Total: true}
 	err = s.svc.ListChunks(r.Context(), lq.filter, p, func(page *sessiond.Page) error {
@@ -237,14 +239,12 @@ func (s *server) listSessions(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for i, sess := range page.Data {
-			b, err := json.Marshal(s.sessionResource(r, sess, stats[i], lq.fields))
-			if err != nil {
-				return err
-			}
 			if n > 0 {
 				data.WriteByte(',')
 			}
-			data.Write(b)
+			if err := enc.Encode(s.sessionResource(r, sess, stats[i], lq.fields)); err != nil {
+				return err
+			}
 			n++
 		}
 		return nil
