@@ -180,3 +180,38 @@ func (c *Client) CloseSessions(ctx context.Context, f SessionFilter) (int, error
 	}
 	return doc.Meta.Closed, nil
 }
+
+// Instance describes the sessiond instance that answered (GET /v1/).
+type Instance struct {
+	ID      string    `json:"id"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	// Store is the store engine's name: embedded, memory, postgres.
+	Store string `json:"store"`
+	// ActiveSessions counts the active sessions of every instance
+	// sharing the store.
+	ActiveSessions int64 `json:"active_sessions"`
+}
+
+// Instance returns the instance's version, start, store engine and count
+// of active sessions.
+func (c *Client) Instance(ctx context.Context) (Instance, error) {
+	var doc struct {
+		Data struct {
+			ID         string `json:"id"`
+			Attributes struct {
+				Version  string    `json:"version"`
+				Started  time.Time `json:"started"`
+				Store    string    `json:"store"`
+				Sessions struct {
+					Active int64 `json:"active"`
+				} `json:"sessions"`
+			} `json:"attributes"`
+		} `json:"data"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/", nil, &doc); err != nil {
+		return Instance{}, err
+	}
+	a := doc.Data.Attributes
+	return Instance{ID: doc.Data.ID, Version: a.Version, Started: a.Started, Store: a.Store, ActiveSessions: a.Sessions.Active}, nil
+}
