@@ -19,6 +19,8 @@ import (
 
 	"sessiond"
 	"sessiond/store/embedded"
+	"sessiond/store/postgres"
+	"sessiond/store/postgres/pgtest"
 )
 
 // The listing's cost at scale: the first page of GET /v1/sessions with
@@ -31,9 +33,14 @@ import (
 // next run. Run with:
 //
 //	go test -run '^$' -bench ListSessions -benchtime 50x ./admin
+//
+// and on PostgreSQL (the shared test server; a fresh schema each run):
+//
+//	go test -run '^$' -bench ListSessions -benchtime 20x ./admin -args -admin.engine=postgres -admin.sessions=100000
 var (
 	benchSessions = flag.Int("admin.sessions", 1_000_000, "sessions in the store of BenchmarkListSessions")
 	benchDir      = flag.String("admin.benchdir", "", "where BenchmarkListSessions keeps its filled store (default: the temporary directory)")
+	benchEngine   = flag.String("admin.engine", "embedded", "engine of BenchmarkListSessions: embedded, or postgres (a fresh schema, filled at every run)")
 )
 
 const benchUsers = 10_000
@@ -69,16 +76,30 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("sessiond-admin-bench-%d", n))
 	done := filepath.Join(dir, "filled")
-	st, err := embedded.Open(dir, embedded.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	if _, err := os.Stat(done); err == nil {
-		return st
+	var st sessiond.Store
+	switch *benchEngine {
+	case "embedded":
+		es, err := embedded.Open(dir, embedded.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { es.Close() })
+		if _, err := os.Stat(done); err == nil {
+			return es
+		}
+		st = es
+	case "postgres":
+		ps, err := postgres.Open(b.Context(), pgtest.Schema(b), postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ps.Close() })
+		st, done = ps, ""
+	default:
+		b.Fatalf("-admin.engine %q: want embedded or postgres", *benchEngine)
 	}
 	start := time.Now().Add(-time.Duration(n) * time.Millisecond).UTC().Truncate(time.Millisecond)
-	b.Logf("filling %s with %d sessions (once)", dir, n)
+	b.Logf("filling a %s store with %d sessions", *benchEngine, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -101,8 +122,10 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(done, nil, 0o600); err != nil {
-		b.Fatal(err)
+	if done != "" {
+		if err := os.WriteFile(done, nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return st
 }
