@@ -103,9 +103,10 @@ type Service struct {
 	touchMu sync.Mutex
 	touches map[string]time.Time // pending request_time updates
 
-	keys  keyCache
-	stats connStats
-	users userLimiter
+	keys     keyCache
+	stats    connStats
+	activity ioActivity // recent gateway requests (activity.go)
+	users    userLimiter
 
 	unsubscribe func()
 	stop        chan struct{}

@@ -60,6 +60,7 @@ type connStats struct {
 // session and service. It writes nothing to the store.
 func (s *Service) RecordConnection(sessionID, service string, read, written int64, failed bool) {
 	now := s.clock.Now()
+	s.activity.record(sessionID, now)
 	c := &s.stats
 	c.mu.Lock()
 	defer c.mu.Unlock()

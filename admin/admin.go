@@ -10,6 +10,9 @@
 //	jsonapi.go  documents, writeDoc, writeError, request body decoding
 //	health.go   /health/live and /health/ready
 //	apikeys.go  /v1/apikeys
+//	sessions.go /v1/sessions and its connections
+//	query.go    filter, page and fields parameters of a listing
+//	instance.go /v1/, the instance
 //
 // A new resource adds its routes in routes() and its handlers in its own
 // file, using writeDoc, writeError and decodeDoc.
@@ -23,6 +26,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"sessiond"
 	"sessiond/internal/auth"
@@ -61,6 +65,13 @@ type Options struct {
 	// Metrics, when set, serves GET /metrics (authenticated like every
 	// resource: Prometheus scrapes with basic_auth).
 	Metrics http.Handler
+	// Version, Started and Store describe the instance at GET /v1/: the
+	// daemon's version, its start (zero: when New was called) and its
+	// store engine's name (never its URL, which may hold a password;
+	// empty: named from the store's Go type).
+	Version string
+	Started time.Time
+	Store   string
 }
 
 // server is the admin handler. Handlers of every resource are its methods.
@@ -129,6 +140,15 @@ func New(svc *sessiond.Service, opts Options) (*Handler, error) {
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = httpx.DefaultBodyLimit
 	}
+	if s.opts.Started.IsZero() {
+		s.opts.Started = svc.Now()
+	}
+	if s.opts.Version == "" {
+		s.opts.Version = "devel"
+	}
+	if s.opts.Store == "" {
+		s.opts.Store = storeEngine(svc.Store())
+	}
 	s.routes()
 	return &Handler{s: s, h: httpx.Middleware(log, s)}, nil
 }
@@ -156,11 +176,19 @@ func (s *server) routes() {
 	s.api("GET /apikeys/{id}", s.getAPIKey)
 	s.api("DELETE /apikeys/{id}", s.revokeAPIKey)
 
+	s.api("GET /sessions", s.listSessions)
+	s.api("GET /sessions/{$}", s.listSessions) // maxctrl's show sessions asks for sessions/
+	s.api("DELETE /sessions", s.closeSessions)
+	s.api("GET /sessions/{id}", s.getSession)
+	s.api("GET /sessions/{id}/connections", s.listConnections)
 	s.api("DELETE /sessions/{id}", s.closeSession)
 
 	if s.opts.Metrics != nil {
 		s.page("GET /metrics", s.opts.Metrics)
 	}
+	// The instance answers at /v1/ only: the bare / is the web console's.
+	s.page("GET "+APIPrefix+"/{$}", http.HandlerFunc(s.instance))
+	s.page("GET "+APIPrefix, http.HandlerFunc(s.instance))
 }
 
 // api registers an authenticated resource route, given without the version

@@ -51,6 +51,7 @@ func newHandler(t testing.TB, svc *sessiond.Service) http.Handler {
 type request struct {
 	method, path, body string
 	contentType        string
+	accept             string
 	user, password     string
 	noAuth             bool
 }
@@ -64,6 +65,9 @@ func serve(t *testing.T, h http.Handler, req request) *httptest.ResponseRecorder
 	r := httptest.NewRequest(req.method, req.path, body)
 	if req.contentType != "" {
 		r.Header.Set("Content-Type", req.contentType)
+	}
+	if req.accept != "" {
+		r.Header.Set("Accept", req.accept)
 	}
 	switch {
 	case req.noAuth:

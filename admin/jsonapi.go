@@ -103,6 +103,7 @@ func checkQuery(r *http.Request) error {
 func writeDoc(w http.ResponseWriter, r *http.Request, status int, doc *document) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // links hold & and are not HTML
 	if isPretty(r) {
 		enc.SetIndent("", "  ")
 	}
@@ -113,7 +114,37 @@ func writeDoc(w http.ResponseWriter, r *http.Request, status int, doc *document)
 		status = http.StatusInternalServerError
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteRaw(w, status, MediaType, buf.Bytes())
+	w.Header().Add("Vary", "Accept")
+	httpx.WriteRaw(w, status, contentType(r), buf.Bytes())
+}
+
+// contentType is the media type of an answer to r: JSON:API, or plain
+// application/json when the client's Accept asks only for that (no
+// JSON:API, no wildcard).
+func contentType(r *http.Request) string {
+	accept := r.Header.Values("Accept")
+	if len(accept) == 0 {
+		return MediaType
+	}
+	plain := false
+	for _, h := range accept {
+		for _, part := range strings.Split(h, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil || params["q"] == "0" {
+				continue
+			}
+			switch mt {
+			case MediaType, "*/*", "application/*":
+				return MediaType
+			case "application/json":
+				plain = true
+			}
+		}
+	}
+	if plain {
+		return "application/json"
+	}
+	return MediaType
 }
 
 func errorDoc(status int, code, detail string, meta map[string]any) *document {

@@ -63,13 +63,20 @@ type cliOptions struct {
 	admin, user, password, dataDir string
 	json                           bool
 	env                            func(string) string
+	// userFlag names the admin user's flag: "user", or "admin-user" where
+	// --user filters by the sessions' user (sessiond sessions).
+	userFlag string
 }
 
 // register defines the shared flags on fs, with the options' current
 // values as defaults, so that flags given before the command carry over.
 func (o *cliOptions) register(fs *flag.FlagSet) {
+	userFlag := o.userFlag
+	if userFlag == "" {
+		userFlag = "user"
+	}
 	fs.StringVar(&o.admin, "admin", o.admin, "admin API URL")
-	fs.StringVar(&o.user, "user", o.user, "admin user")
+	fs.StringVar(&o.user, userFlag, o.user, "admin user")
 	fs.StringVar(&o.password, "password", o.password, "admin password")
 	fs.StringVar(&o.dataDir, "data-dir", o.dataDir, "data directory")
 	fs.BoolVar(&o.json, "json", o.json, "print JSON")
@@ -206,7 +213,11 @@ func (o *cliOptions) explain(err error) error {
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized:
-		return fmt.Errorf("%w (check --user and --password, or SESSIOND_ADMIN_USER and SESSIOND_ADMIN_PASSWORD)", err)
+		flag := o.userFlag
+		if flag == "" {
+			flag = "user"
+		}
+		return fmt.Errorf("%w (check --%s and --password, or SESSIOND_ADMIN_USER and SESSIOND_ADMIN_PASSWORD)", err, flag)
 	case errors.As(err, &apiErr):
 		return err
 	case errors.As(err, &opErr), errors.As(err, &netErr):

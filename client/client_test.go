@@ -25,14 +25,22 @@ var epoch = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 // newServer runs the real admin API over a memory store.
 func newServer(t *testing.T) (*httptest.Server, *sessiond.Service) {
 	t.Helper()
-	svc := sessiond.NewService(memory.New(), clock.NewFake(epoch), sessiond.Config{}, nil)
+	srv, svc, _ := newServerClock(t)
+	return srv, svc
+}
+
+// newServerClock is newServer that also returns the service's clock.
+func newServerClock(t *testing.T) (*httptest.Server, *sessiond.Service, *clock.Fake) {
+	t.Helper()
+	clk := clock.NewFake(epoch)
+	svc := sessiond.NewService(memory.New(), clk, sessiond.Config{}, nil)
 	h, err := admin.New(svc, admin.Options{Users: map[string]string{adminUser: adminPassword}, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("admin.New: %v", err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv, svc
+	return srv, svc, clk
 }
 
 func TestClientAPIKeys(t *testing.T) {

@@ -193,6 +193,7 @@ func (m *Main) Open() error {
 	adm, err := admin.New(m.Service, admin.Options{
 		Users: cfg.AdminUsers, DataDir: cfg.DataDir, Log: m.Log, Stdout: m.Stdout, AdminPassword: m.AdminPassword,
 		Limiter: m.newLimiter("admin"), Metrics: m.Metrics.Handler(),
+		Version: Version, Store: storeName(cfg.Store), // GET /v1/ shows them (never the store's URL)
 	})
 	if err != nil {
 		return err

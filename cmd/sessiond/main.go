@@ -31,6 +31,8 @@ commands:
   serve     run the daemon (sessiond serve --help for its flags)
   apikey    create, list or revoke API keys of a running daemon
             (sessiond apikey --help)
+  sessions  list, show or close sessions of a running daemon
+            (sessiond sessions --help)
   hash-password
             read a password on stdin, print its argon2id hash for
             the admin-users of the configuration
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		return runServe(ctx, args[1:], stdout, stderr, environ)
 	case "apikey":
 		return client.RunAPIKey(ctx, args[1:], stdout, stderr, func(k string) string { return getenv(environ, k) })
+	case "sessions":
+		return client.RunSessions(ctx, args[1:], stdout, stderr, func(k string) string { return getenv(environ, k) })
 	case "hash-password":
 		return runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
