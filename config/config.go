@@ -36,7 +36,8 @@ type Config struct {
 	AdminListen string `yaml:"admin-listen"`
 	DataDir     string `yaml:"data-dir"`
 	// Store selects the engine: "embedded" (default, under DataDir),
-	// "memory", or a PostgreSQL URL (postgres://...) shared by instances.
+	// "memory", or the URL of a store shared by instances: PostgreSQL
+	// (postgres://...) or Redis (redis://, rediss://, redis+cluster://).
 	Store   string   `yaml:"store"`
 	Gateway []string `yaml:"gateway"`
 
@@ -228,7 +229,7 @@ func (c *Config) FlagSet(name string, out io.Writer) (*flag.FlagSet, *string) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "public listener `address` (session APIs, gateway)")
 	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "admin listener `address` (admin API, metrics, health, console)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data `directory` (embedded store, session directories, admin password)")
-	fs.StringVar(&c.Store, "store", c.Store, "store `engine`: embedded (files under --data-dir), memory (lost at exit), or postgres://user:password@host:port/database (shared by instances)")
+	fs.StringVar(&c.Store, "store", c.Store, "store `engine`: embedded (files under --data-dir), memory (lost at exit), postgres://user:password@host:port/database, or redis://[user:password@]host:port/db, rediss://... (TLS), redis+cluster://host1:port1,host2:port2 (shared by instances)")
 	fs.Var(stringList{&c.Gateway}, "gateway", "gateway route `PREFIX=URL` (repeatable)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "a session unused this long is dead")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "closed sessions are purged this long after closing")
@@ -530,10 +531,12 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.Store); err != nil || u.Host == "" && u.Query().Get("host") == "" {
 			bad("store", "%s is not a PostgreSQL URL postgres://user:password@host:port/database", Redact(c.Store))
 		}
-	case strings.HasPrefix(c.Store, "redis"):
-		bad("store", "this build has the embedded, memory and postgres stores; redis is not built yet")
+	case scheme == "redis" || scheme == "rediss" || scheme == "redis+cluster" || scheme == "rediss+cluster":
+		if u, err := url.Parse(c.Store); err != nil || u.Host == "" {
+			bad("store", "%s is not a Redis URL redis://[user:password@]host:port/db or redis+cluster://host1:port1,host2:port2", Redact(c.Store))
+		}
 	default:
-		bad("store", "%q is not embedded, memory or a postgres:// URL", Redact(c.Store))
+		bad("store", "%q is not embedded, memory, a postgres:// or a redis:// URL", Redact(c.Store))
 	}
 	for _, d := range []struct {
 		name string

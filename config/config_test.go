@@ -103,7 +103,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "config file"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"bad size", []string{"--body-limit", "lots"}, nil, "invalid size"},
-		{"redis not built", []string{"--store", "redis://db"}, nil, "not built yet"},
+		{"redis without a host", []string{"--store", "redis:///0"}, nil, "not a Redis URL"},
 		{"postgres without a host", []string{"--store", "postgres:///test"}, nil, "not a PostgreSQL URL"},
 		{"password not echoed", []string{"--store", "postgres://u:hunter2@/test"}, nil, "u:xxxxx@"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "log-level"},
@@ -237,9 +237,17 @@ func TestLoadTrustedAndTLSSettings(t *testing.T) {
 	}
 }
 
-// A PostgreSQL URL is accepted in every form: flag, environment, YAML.
-func TestLoadPostgresStore(t *testing.T) {
-	const u = "postgres://sessiond:pw@db.example:5432/sessions?sslmode=disable"
+// A shared store's URL (PostgreSQL, Redis, Redis Cluster) is accepted in every form:
+// flag, environment, YAML.
+func TestLoadSharedStoreURLs(t *testing.T) {
+	for _, u := range []string{"postgres://sessiond:pw@db.example:5432/sessions?sslmode=disable",
+		"redis://:pw@cache.example:6379/2", "rediss://u:pw@cache.example:6380/0", "redis+cluster://:pw@h1:7000,h2:7001,h3:7002"} {
+		checkStoreURL(t, u)
+	}
+}
+
+func checkStoreURL(t *testing.T, u string) {
+	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
 	os.WriteFile(file, []byte("store: "+u+"\n"), 0o600)
