@@ -56,9 +56,9 @@ type Store struct {
 }
 
 var (
-	_ sessiond.Store      = (*Store)(nil)
-	_ sessiond.Streamer   = (*Store)(nil)
-	_ sessiond.IDChooser  = (*Store)(nil)
+	_ sessiond.Store     = (*Store)(nil)
+	_ sessiond.Streamer  = (*Store)(nil)
+	_ sessiond.IDChooser = (*Store)(nil)
 )
 
 // keepMargin is added to the Retention in every key's expiry: the clocks

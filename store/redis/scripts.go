@@ -319,8 +319,8 @@ return redis.call('DEL', KEYS[1] .. 'key:' .. ARGV[1])
 
 type scripts struct {
 	create, update, delete, touch, closeExpired, purge, stats, stray, unstray *goredis.Script
-	claimToken, dropToken, createKey, deleteKey                                 *goredis.Script
-	publish                                                                     *goredis.Script
+	claimToken, dropToken, createKey, deleteKey                               *goredis.Script
+	publish                                                                   *goredis.Script
 }
 
 func group(src string) *goredis.Script { return goredis.NewScript(luaCommon + src) }

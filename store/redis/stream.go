@@ -219,6 +219,9 @@ func (st *Stream) session(ctx context.Context, i int, last *string, backoff *tim
 	s := st.store
 	ps := s.rdb.SSubscribe(ctx)
 	defer ps.Close()
+	// Closing the subscription ends a receive under way when the stream
+	// closes.
+	defer context.AfterFunc(ctx, func() { ps.Close() })()
 	sctx, cancel := s.op(ctx)
 	err := ps.SSubscribe(sctx, s.channelKey(i))
 	if err == nil {
