@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,6 +86,7 @@ func eachNode(ctx context.Context, url string, fn func(ctx context.Context, c *g
 // CountKeys counts the keys under prefix on each master at url, by its
 // address (SCAN).
 func CountKeys(ctx context.Context, url, prefix string) (map[string]int, error) {
+	var mu sync.Mutex
 	counts := map[string]int{}
 	err := eachNode(ctx, url, func(ctx context.Context, c *goredis.Client) error {
 		n := 0
@@ -95,7 +97,9 @@ func CountKeys(ctx context.Context, url, prefix string) (map[string]int, error) 
 		if err := it.Err(); err != nil {
 			return err
 		}
+		mu.Lock()
 		counts[c.Options().Addr] = n
+		mu.Unlock()
 		return nil
 	})
 	return counts, err
