@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,6 +167,13 @@ func (s *Server) Start() {
 	s.t.Helper()
 	s.cmd = startRedis(s.t, s.dir, s.Port, "--appendonly", "yes", "--appendfsync", "always")
 }
+
+// Freeze stops the server's process without a word (SIGSTOP), as a
+// network partition would; Thaw resumes it.
+func (s *Server) Freeze() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server.
+func (s *Server) Thaw() { s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 10 s); a stopped
 // server is left alone.
