@@ -302,12 +302,13 @@ if cur and string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then redis.call('D
 return 0
 `
 
-// createKey: KEYS[1] the keys' base; ARGV id, created (µs), name, secret.
+// createKey: KEYS[1] the keys' base; ARGV id, created (µs or ""), name,
+// secret, score (created in µs, the zero time included).
 const luaCreateKey = `
 local k = KEYS[1] .. 'key:' .. ARGV[1]
 if redis.call('EXISTS', k) == 1 then return 0 end
 redis.call('HSET', k, 'n', ARGV[3], 's', ARGV[4], 'c', ARGV[2])
-redis.call('ZADD', KEYS[1] .. 'keys', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[1] .. 'keys', ARGV[5], ARGV[1])
 return 1
 `
 

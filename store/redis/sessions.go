@@ -608,7 +608,7 @@ func (s *Store) ConnStats(ctx context.Context, sessionID string) ([]sessiond.Con
 func (s *Store) CreateAPIKey(ctx context.Context, k *sessiond.APIKey) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	n, err := s.eval(ctx, lua.createKey, []string{s.keysBase()}, k.ID, micro(k.Created), k.Name, string(k.SecretHash)).Int()
+	n, err := s.eval(ctx, lua.createKey, []string{s.keysBase()}, k.ID, micro(k.Created), k.Name, string(k.SecretHash), k.Created.UnixMicro()).Int()
 	if err != nil {
 		return s.wrap(err)
 	}
