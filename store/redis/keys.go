@@ -109,8 +109,8 @@ func ceilMicro(t time.Time) int64 {
 
 // sessionFields encodes sess as the field-value pairs of its hash:
 //
-//	u user_id, n user_name, a active (1/0), o open, r request, c close,
-//	e expire (microseconds or ""), cr close_reason, ad address, cl client,
+//	u user_id, n user_name, a active (1/0), o open, r request (µs), c
+//	close, e expire (µs, or "" for the zero time), cr close_reason, ad address, cl client,
 //	us user and d data (absent for nil), k api_key_id, t token hash,
 //	v version (every write adds one).
 func sessionFields(sess *sessiond.Session) []any {
@@ -120,7 +120,7 @@ func sessionFields(sess *sessiond.Session) []any {
 	}
 	f := []any{
 		"u", sess.UserID, "n", sess.UserName, "a", active,
-		"o", micro(sess.OpenTime), "r", micro(sess.RequestTime), "c", micro(sess.CloseTime), "e", micro(sess.ExpireTime),
+		"o", sess.OpenTime.UnixMicro(), "r", sess.RequestTime.UnixMicro(), "c", micro(sess.CloseTime), "e", micro(sess.ExpireTime),
 		"cr", sess.CloseReason, "ad", sess.Address, "cl", sess.Client, "k", sess.APIKeyID, "t", string(sess.TokenHash),
 	}
 	if sess.User != nil {

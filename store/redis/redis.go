@@ -52,7 +52,9 @@ type Store struct {
 	prefix  string
 	idle    time.Duration
 	keep    time.Duration // Retention + keepMargin: how long a dead session's keys stay
-	stream  *Stream
+	// strayMargin is the package's; tests shorten it.
+	strayMargin time.Duration
+	stream      *Stream
 }
 
 var (
@@ -108,7 +110,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		rdb: rdb, cluster: cluster, log: opts.Log, timeout: opts.OpTimeout, prefix: opts.Prefix,
-		idle: opts.IdleTimeout, keep: opts.Retention + keepMargin,
+		idle: opts.IdleTimeout, keep: opts.Retention + keepMargin, strayMargin: strayMargin,
 	}
 	if err := s.Ping(ctx); err != nil {
 		rdb.Close()

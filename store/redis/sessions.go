@@ -502,7 +502,7 @@ func (s *Store) forgetStrays(ctx context.Context) error {
 		score   float64
 	}
 	var cands []stray
-	old := float64(time.Now().Add(-strayMargin).UnixMilli())
+	old := float64(time.Now().Add(-s.strayMargin).UnixMilli())
 	for home, cmd := range users {
 		for _, u := range cmd.Val() {
 			zs, err := s.rdb.ZRangeWithScores(ctx, s.base(home)+"x:"+u, 0, -1).Result()
