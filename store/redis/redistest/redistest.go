@@ -227,35 +227,43 @@ func startRedis(t testing.TB, dir string, port int, args ...string) *exec.Cmd {
 	}
 }
 
-// Cluster is a private Redis Cluster of three masters without replicas.
+// Cluster is a private Redis Cluster of three masters, with or without a
+// replica each.
 type Cluster struct {
 	Ports []int
-	cmds  []*exec.Cmd
+	cmds  map[int]*exec.Cmd
 }
 
-// StartCluster starts a three-master cluster on free ports (each with its
-// cluster bus port free too), waits for cluster_state:ok on every node,
-// and stops it when the test ends.
-func StartCluster(t testing.TB) *Cluster {
+// StartCluster starts a three-master cluster without replicas on free
+// ports (each with its cluster bus port free too), waits for
+// cluster_state:ok on every node, and stops it when the test ends.
+func StartCluster(t testing.TB) *Cluster { return startCluster(t, 0) }
+
+// StartClusterWithReplicas is StartCluster with one replica per master
+// (six nodes): a failover test stops a master (StopNode) and its replica
+// takes over within a few seconds (cluster-node-timeout is 1 s).
+func StartClusterWithReplicas(t testing.TB) *Cluster { return startCluster(t, 1) }
+
+func startCluster(t testing.TB, replicas int) *Cluster {
 	t.Helper()
-	c := &Cluster{}
+	c := &Cluster{cmds: map[int]*exec.Cmd{}}
 	t.Cleanup(func() {
 		for _, cmd := range c.cmds {
 			stop(cmd)
 		}
 	})
 	var addrs []string
-	for range 3 {
+	for range 3 * (1 + replicas) {
 		port := freeClusterPort(t)
 		dir := t.TempDir()
 		c.Ports = append(c.Ports, port)
-		c.cmds = append(c.cmds, startRedis(t, dir, port, "--cluster-enabled", "yes",
+		c.cmds[port] = startRedis(t, dir, port, "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--appendonly", "no",
-			"--cluster-node-timeout", "2000"))
+			"--cluster-node-timeout", "1000")
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	out, err := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, addrs...),
-		"--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+		"--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -264,7 +272,7 @@ func StartCluster(t testing.TB) *Cluster {
 		cl := goredis.NewClient(&goredis.Options{Addr: addr})
 		for {
 			info, err := cl.ClusterInfo(context.Background()).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(addrs))) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -275,13 +283,23 @@ func StartCluster(t testing.TB) *Cluster {
 		}
 		cl.Close()
 	}
-	// Every node must also know every other's slots before clients come.
+	// Every master must answer through a cluster client, and every
+	// replica be in sync, before clients come.
 	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
 	defer cc.Close()
 	for {
 		err := cc.ForEachMaster(context.Background(), func(ctx context.Context, m *goredis.Client) error {
 			return m.Ping(ctx).Err()
 		})
+		if err == nil && replicas > 0 {
+			err = cc.ForEachSlave(context.Background(), func(ctx context.Context, r *goredis.Client) error {
+				info, err := r.Info(ctx, "replication").Result()
+				if err == nil && !strings.Contains(info, "master_link_status:up") {
+					err = fmt.Errorf("replica %s not in sync", r.Options().Addr)
+				}
+				return err
+			})
+		}
 		slots, _ := cc.ClusterSlots(context.Background()).Result()
 		if err == nil && len(slots) == 3 {
 			break
@@ -294,6 +312,38 @@ func StartCluster(t testing.TB) *Cluster {
 	return c
 }
 
+// MasterOf returns the port of the master that serves key's slot.
+func (c *Cluster) MasterOf(t testing.TB, key string) int {
+	t.Helper()
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.addrs()})
+	defer cc.Close()
+	slot, err := cc.ClusterKeySlot(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER KEYSLOT: %v", err)
+	}
+	slots, err := cc.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER SLOTS: %v", err)
+	}
+	for _, s := range slots {
+		if int64(s.Start) <= slot && slot <= int64(s.End) {
+			_, port, _ := net.SplitHostPort(s.Nodes[0].Addr)
+			p, _ := strconv.Atoi(port)
+			return p
+		}
+	}
+	t.Fatalf("redistest: no master serves slot %d", slot)
+	return 0
+}
+
+// StopNode stops the node on port.
+func (c *Cluster) StopNode(port int) {
+	if cmd := c.cmds[port]; cmd != nil {
+		stop(cmd)
+		delete(c.cmds, port)
+	}
+}
+
 func firstLine(s string) string {
 	sc := bufio.NewScanner(strings.NewReader(s))
 	sc.Scan()
@@ -301,12 +351,14 @@ func firstLine(s string) string {
 }
 
 // URL returns the cluster's URL: redis+cluster://h1:p1,h2:p2,h3:p3.
-func (c *Cluster) URL() string {
+func (c *Cluster) URL() string { return "redis+cluster://" + strings.Join(c.addrs(), ",") }
+
+func (c *Cluster) addrs() []string {
 	var addrs []string
 	for _, p := range c.Ports {
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
-	return "redis+cluster://" + strings.Join(addrs, ",")
+	return addrs
 }
 
 // freePort returns a port that is free now.
