@@ -112,7 +112,7 @@ func ceilMicro(t time.Time) int64 {
 //	u user_id, n user_name, a active (1/0), o open, r request (µs), c
 //	close, e expire (µs, or "" for the zero time), cr close_reason, ad address, cl client,
 //	us user and d data (absent for nil), k api_key_id, t token hash,
-//	v version (every write adds one).
+//	v version (random at first; every write adds one).
 func sessionFields(sess *sessiond.Session) []any {
 	active := "0"
 	if sess.Active {

@@ -99,7 +99,8 @@ local function setexp(id, tok, at, refresh)
 end
 `
 
-// create: ARGV id, expiry (ms), field-value pairs. 0 if the id exists.
+// create: ARGV id, expiry (ms), field-value pairs (v included). 0 if the
+// id exists.
 const luaCreate = `
 local id = ARGV[1]
 local s = base .. 's:' .. id
@@ -108,7 +109,7 @@ if redis.call('HEXISTS', base .. 'ix', id) == 1 then ghost(id) end
 redis.call('DEL', base .. 'c:' .. id)
 local f = {}
 for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i+1] end
-redis.call('HSET', s, 'v', '1', unpack(ARGV, 3))
+redis.call('HSET', s, unpack(ARGV, 3))
 index(id, f)
 redis.call('PEXPIREAT', s, ARGV[2])
 return 1

@@ -47,7 +47,9 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	if err := s.placeStray(ctx, sess.UserID, g, now, at); err != nil {
 		return err
 	}
-	args := append([]any{sess.ID, at}, sessionFields(sess)...)
+	// The first version is random, so that an Update that read a session
+	// since deleted cannot store over a new one of the same id.
+	args := append([]any{sess.ID, at, "v", rand.Int64N(1 << 50)}, sessionFields(sess)...)
 	n, err := s.eval(ctx, lua.create, []string{s.base(g)}, args...).Int()
 	if err != nil {
 		return s.wrap(err)
