@@ -79,3 +79,50 @@ func TestClusterSpread(t *testing.T) {
 	}
 
 }
+
+// A resharding moves the slot of a stream shard and of a session group to
+// another master: the sessions are served from there (the client follows
+// MOVED), and the instance subscribed to that shard, unsubscribed by the
+// server, tells EventLost, subscribes again on the new master, catches up
+// and tells EventResumed.
+func TestClusterResharding(t *testing.T) {
+	c := redistest.StartCluster(t)
+	url := c.URL()
+	prefix := redistest.Prefix(t, url)
+	opts := redis.Options{Prefix: prefix, OpTimeout: 2 * time.Second}
+	opts.Origin = "a"
+	a := open(t, url, opts)
+	opts.Origin = "b"
+	b := open(t, url, opts)
+	rb := record(t, b.Stream())
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	id := "00" + strings.Repeat("cd", 15) // group 00, stream shard 0
+	sess := &sessiond.Session{ID: id, UserID: "u", Active: true, OpenTime: now, RequestTime: now, TokenHash: []byte("tok-" + id)}
+	if err := a.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	from := c.MasterOf(t, prefix+"{ev0}:log")
+	to := c.Ports[0]
+	if to == from {
+		to = c.Ports[1]
+	}
+	c.MoveSlot(t, prefix+"{ev0}:log", to)
+	c.MoveSlot(t, prefix+"{00}:order", to)
+	rb.wait(t, "EventLost", func(evs []sessiond.Event) bool { return index(evs, 0, sessiond.EventLost, "") >= 0 })
+	rb.wait(t, "EventResumed", func(evs []sessiond.Event) bool { return index(evs, 0, sessiond.EventResumed, "") >= 0 })
+	if got, err := b.GetByTokenHash(ctx, sess.TokenHash); err != nil || got.ID != id {
+		t.Fatalf("GetByTokenHash after the move: %v, %v", got, err)
+	}
+	if _, err := a.Update(ctx, id, func(s *sessiond.Session) error { s.Data = []byte(`1`); return nil }); err != nil {
+		t.Fatalf("Update after the move: %v", err)
+	}
+	if err := a.Stream().Publish(ctx, opened(id)); err != nil {
+		t.Fatal(err)
+	}
+	rb.wait(t, "an event of the moved shard", func(evs []sessiond.Event) bool { return index(evs, 0, sessiond.EventOpened, id) >= 0 })
+	page, err := b.List(ctx, sessiond.Filter{UserID: "u"}, sessiond.Paging{Take: 10})
+	if err != nil || len(page.Data) != 1 {
+		t.Errorf("List after the move: %v, %v", page, err)
+	}
+}

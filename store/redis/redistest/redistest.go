@@ -336,6 +336,59 @@ func (c *Cluster) MasterOf(t testing.TB, key string) int {
 	return 0
 }
 
+// MoveSlot moves the slot of key, with its keys, from its master to the
+// master on port to (as a resharding does: IMPORTING, MIGRATING, MIGRATE,
+// then SETSLOT NODE on every master).
+func (c *Cluster) MoveSlot(t testing.TB, key string, to int) {
+	t.Helper()
+	ctx := context.Background()
+	from := c.MasterOf(t, key)
+	node := func(port int) *goredis.Client {
+		return goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	}
+	src, dst := node(from), node(to)
+	defer src.Close()
+	defer dst.Close()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("redistest: moving the slot of %s: %s: %v", key, what, err)
+		}
+	}
+	slot, err := src.ClusterKeySlot(ctx, key).Result()
+	must("CLUSTER KEYSLOT", err)
+	srcID, err := src.ClusterMyID(ctx).Result()
+	must("CLUSTER MYID", err)
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	must("CLUSTER MYID", err)
+	must("IMPORTING", dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	must("MIGRATING", src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		must("GETKEYSINSLOT", err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must("MIGRATE", src.Do(ctx, args...).Err())
+	}
+	for _, p := range []int{to, from} {
+		n := node(p)
+		must("SETSLOT NODE", n.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+		n.Close()
+	}
+	for _, p := range c.Ports {
+		if p != to && p != from && c.cmds[p] != nil {
+			n := node(p)
+			n.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID)
+			n.Close()
+		}
+	}
+}
+
 // StopNode stops the node on port.
 func (c *Cluster) StopNode(port int) {
 	if cmd := c.cmds[port]; cmd != nil {
