@@ -54,35 +54,53 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 		(f.UserID != "" && f.APIKeyID != nil)
 	skip, take := max(p.Skip, 0), max(p.Take, 0)
 
-	if !filtered && p.Total {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*goredis.IntCmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = pipe.ZCount(ctx, k, lo, hi)
+	// The total of an unfiltered listing is the sets' ZCOUNT, sent with
+	// their first chunks.
+	var counts []*goredis.IntCmd
+	count := func(pipe goredis.Pipeliner) {
+		if filtered || !p.Total {
+			return
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, s.wrap(err)
+		for _, k := range keys {
+			counts = append(counts, pipe.ZCount(ctx, k, lo, hi))
 		}
-		var n int64
-		for _, c := range cmds {
-			n += c.Val()
+	}
+	setTotal := func() {
+		if counts != nil {
+			var n int64
+			for _, c := range counts {
+				n += c.Val()
+			}
+			page.Total = &n
 		}
-		page.Total = &n
 	}
 	if take == 0 && !(filtered && p.Total) {
+		if p.Total {
+			pipe := s.rdb.Pipeline()
+			count(pipe)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return nil, s.wrap(err)
+			}
+			setTotal()
+		}
 		return page, nil
 	}
-	chunk := 128
+	// Each set is read a chunk at a time: the first chunk is what an even
+	// spread over the sets needs (with room), and a set that runs out reads
+	// twice as much each time, up to the window (at most 1000).
+	most := 1000
 	if !filtered {
-		chunk = min(max(skip+take, 16), 1000)
+		most = min(max(skip+take, 16), 1000)
 	}
-	m := &merger{s: s, lo: lo, hi: hi, chunk: chunk}
+	first := min(most, 8+4*(skip+take)/len(keys))
+	m := &merger{s: s, lo: lo, hi: hi}
 	for _, k := range keys {
-		m.cursors = append(m.cursors, &cursor{key: k})
+		m.cursors = append(m.cursors, &cursor{key: k, chunk: first, most: most})
 	}
-	if err := m.start(ctx); err != nil {
+	if err := m.start(ctx, count); err != nil {
 		return nil, err
 	}
+	setTotal()
 
 	var matched int64
 	if !filtered {
@@ -167,24 +185,25 @@ func (s *Store) readMany(ctx context.Context, ids []string) ([]*sessiond.Session
 
 // cursor reads one sorted set in order, a chunk at a time.
 type cursor struct {
-	key    string
-	offset int64
-	buf    []goredis.Z
-	end    bool
+	key         string
+	offset      int64
+	chunk, most int
+	buf         []goredis.Z
+	end         bool
 }
 
 // merger merges cursors in the sets' order (score, then member).
 type merger struct {
 	s       *Store
 	lo, hi  string
-	chunk   int
 	cursors []*cursor
 	h       cursorHeap
 }
 
-// start reads every cursor's first chunk in one pipeline.
-func (m *merger) start(ctx context.Context) error {
-	if err := m.fill(ctx, m.cursors); err != nil {
+// start reads every cursor's first chunk in one pipeline, with what
+// also adds to it.
+func (m *merger) start(ctx context.Context, also func(goredis.Pipeliner)) error {
+	if err := m.fill(ctx, m.cursors, also); err != nil {
 		return err
 	}
 	for _, c := range m.cursors {
@@ -196,12 +215,15 @@ func (m *merger) start(ctx context.Context) error {
 	return nil
 }
 
-func (m *merger) fill(ctx context.Context, cs []*cursor) error {
+func (m *merger) fill(ctx context.Context, cs []*cursor, also func(goredis.Pipeliner)) error {
 	pipe := m.s.rdb.Pipeline()
+	if also != nil {
+		also(pipe)
+	}
 	cmds := make([]*goredis.ZSliceCmd, len(cs))
 	for i, c := range cs {
 		cmds[i] = pipe.ZRangeArgsWithScores(ctx, goredis.ZRangeArgs{
-			Key: c.key, Start: m.lo, Stop: m.hi, ByScore: true, Offset: c.offset, Count: int64(m.chunk),
+			Key: c.key, Start: m.lo, Stop: m.hi, ByScore: true, Offset: c.offset, Count: int64(c.chunk),
 		})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -210,7 +232,8 @@ func (m *merger) fill(ctx context.Context, cs []*cursor) error {
 	for i, c := range cs {
 		c.buf = cmds[i].Val()
 		c.offset += int64(len(c.buf))
-		c.end = len(c.buf) < m.chunk
+		c.end = len(c.buf) < c.chunk
+		c.chunk = min(c.chunk*2, c.most)
 	}
 	return nil
 }
@@ -224,7 +247,7 @@ func (m *merger) next(ctx context.Context) (string, bool, error) {
 	id, _ := c.buf[0].Member.(string)
 	c.buf = c.buf[1:]
 	if len(c.buf) == 0 && !c.end {
-		if err := m.fill(ctx, []*cursor{c}); err != nil {
+		if err := m.fill(ctx, []*cursor{c}, nil); err != nil {
 			return "", false, err
 		}
 	}

@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,11 +13,16 @@ import (
 	"sessiond/store/redis/redistest"
 )
 
+var sweepSessions = flag.Int("sweep-sessions", 20_000, "sessions of TestSweepLeavesNothing")
+
 // N sessions opened (with users, API keys, statistics and touches) and
 // dead, closed by CloseExpired and deleted by Purge, leave no key of the
 // store behind but the stream's logs: no index leaks.
+//
+// -sweep-sessions sets N (20,000 by default; the engine is meant for
+// 1,000,000).
 func TestSweepLeavesNothing(t *testing.T) {
-	const n = 20_000
+	n := *sweepSessions
 	url := redistest.BaseURL()
 	prefix := redistest.Prefix(t, url)
 	s := open(t, url, redis.Options{Prefix: prefix, IdleTimeout: time.Hour, Retention: time.Hour})
@@ -61,7 +67,7 @@ func TestSweepLeavesNothing(t *testing.T) {
 		return
 	}
 	page, err := s.List(ctx, sessiond.Filter{}, sessiond.Paging{Take: 1, Total: true})
-	if err != nil || *page.Total != n {
+	if err != nil || *page.Total != int64(n) {
 		t.Fatalf("List total = %v, %v; want %d", page.Total, err, n)
 	}
 	closed, err := s.CloseExpired(ctx, time.Now(), time.Hour)
