@@ -66,9 +66,11 @@
 // for a filter by user (the home group and its strays), every group's k
 // set for a filter by API key, every group's order set otherwise; the
 // sets are read from the window's score bounds (FromTime, ToTime), each a
-// chunk at a time (skip+take, at most 1000), pipelined. With no other
-// filter, the skipped entries are passed over unread and only the page's
-// sessions are read; the total is the sets' ZCOUNT, pipelined. Any other
+// chunk at a time: the first chunks, in one pipeline with the totals'
+// ZCOUNT, hold what an even spread of the window over the sets needs, and
+// a set that runs out reads twice as much each time, up to skip+take (at
+// most 1000). With no other filter, the skipped entries are passed over
+// unread and only the page's sessions are read. Any other
 // filter (address, client, search, state, active, a key together with a
 // user) is applied to the sessions read while merging: such a page costs
 // the sessions read until it is full, and such a total reads every
