@@ -74,7 +74,11 @@ const keepMargin = time.Hour
 //	rediss://...                                standalone over TLS
 //	redis+cluster://[user:password@]h1:p1,h2:p2,...   Redis Cluster
 //	rediss+cluster://...                        Redis Cluster over TLS
-func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+//
+// A query parameter prefix=... sets the key prefix when Options.Prefix is
+// empty (so that a URL alone can name a store); the other parameters of
+// standalone URLs are go-redis's (dial_timeout, pool_size, ...).
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -85,6 +89,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 5 * time.Second
+	}
+	rawURL, prefix, err := cutPrefix(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = prefix
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = "sessiond:"
@@ -104,7 +115,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.ListenPing <= 0 {
 		opts.ListenPing = 5 * time.Second
 	}
-	rdb, cluster, err := newClient(url, opts.OpTimeout)
+	rdb, cluster, err := newClient(rawURL, opts.OpTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +132,25 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// cutPrefix removes the query parameter prefix from rawURL and returns
+// it.
+func cutPrefix(rawURL string) (string, string, error) {
+	base, query, ok := strings.Cut(rawURL, "?")
+	if !ok {
+		return rawURL, "", nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
+	}
+	prefix := q.Get("prefix")
+	q.Del("prefix")
+	if len(q) > 0 {
+		base += "?" + q.Encode()
+	}
+	return base, prefix, nil
 }
 
 // newClient makes the client of url, every network step bounded by

@@ -180,3 +180,18 @@ func TestStrayGroups(t *testing.T) {
 		t.Errorf("List(alice) after = %d sessions, total %v, %v; want 1", len(page.Data), page.Total, err)
 	}
 }
+
+// A prefix in the URL names the store when Options.Prefix is empty.
+func TestOpenURLPrefix(t *testing.T) {
+	base := redistest.BaseURL()
+	url := redistest.PrefixURL(t, base)
+	_, prefix, _ := strings.Cut(url, "prefix=")
+	s := open(t, url, redis.Options{})
+	if err := s.CreateAPIKey(t.Context(), &sessiond.APIKey{ID: "k", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := redistest.Keys(t.Context(), base, prefix)
+	if err != nil || len(keys) == 0 {
+		t.Errorf("keys under the URL's prefix %q: %q, %v", prefix, keys, err)
+	}
+}

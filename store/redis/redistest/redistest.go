@@ -56,8 +56,22 @@ func Prefix(t testing.TB, url string) string {
 	return prefix
 }
 
+// PrefixURL returns url with a fresh key prefix in its query (prefix=...,
+// which redis.Open takes when Options.Prefix is empty), and deletes every
+// key under that prefix when the test ends: a store of its own for a test
+// that only passes a URL (a sessiond process's --store).
+func PrefixURL(t testing.TB, url string) string {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "prefix=" + Prefix(t, url)
+}
+
 // client returns a client of url: redis:// or redis+cluster://h1,h2.
 func client(url string) (goredis.UniversalClient, error) {
+	url, _, _ = strings.Cut(url, "?prefix=")
 	if rest, ok := strings.CutPrefix(url, "redis+cluster://"); ok {
 		if i := strings.IndexAny(rest, "/?"); i >= 0 {
 			rest = rest[:i]
