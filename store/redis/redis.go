@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -55,6 +56,7 @@ type Store struct {
 	// strayMargin is the package's; tests shorten it.
 	strayMargin time.Duration
 	stream      *Stream
+	closeOnce   sync.Once
 }
 
 var (
@@ -218,10 +220,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.wrap(s.rdb.Ping(ctx).Err())
 }
 
-// Close stops the stream and closes the client.
+// Close stops the stream and closes the client; closing again does
+// nothing.
 func (s *Store) Close() error {
-	s.stream.Close()
-	return s.rdb.Close()
+	var err error
+	s.closeOnce.Do(func() {
+		s.stream.Close()
+		err = s.rdb.Close()
+	})
+	return err
 }
 
 // op bounds one operation by the OpTimeout.
