@@ -47,7 +47,6 @@ type Options struct {
 // instances.
 type Store struct {
 	rdb     goredis.UniversalClient
-	cluster bool
 	log     *slog.Logger
 	timeout time.Duration
 	prefix  string
@@ -117,12 +116,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.ListenPing <= 0 {
 		opts.ListenPing = 5 * time.Second
 	}
-	rdb, cluster, err := newClient(rawURL, opts.OpTimeout)
+	rdb, err := newClient(rawURL, opts.OpTimeout)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		rdb: rdb, cluster: cluster, log: opts.Log, timeout: opts.OpTimeout, prefix: opts.Prefix,
+		rdb: rdb, log: opts.Log, timeout: opts.OpTimeout, prefix: opts.Prefix,
 		idle: opts.IdleTimeout, keep: opts.Retention + keepMargin, strayMargin: strayMargin,
 	}
 	if err := s.Ping(ctx); err != nil {
@@ -157,20 +156,20 @@ func cutPrefix(rawURL string) (string, string, error) {
 
 // newClient makes the client of url, every network step bounded by
 // timeout.
-func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, bool, error) {
+func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, error) {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return nil, false, sessiond.Errorf(sessiond.EINVALID, "redis store URL: no scheme")
+		return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: no scheme")
 	}
 	switch scheme {
 	case "redis", "rediss":
 		o, err := goredis.ParseURL(rawURL)
 		if err != nil {
-			return nil, false, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
+			return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 		o.ContextTimeoutEnabled = true
-		return goredis.NewClient(o), false, nil
+		return goredis.NewClient(o), nil
 	case "redis+cluster", "rediss+cluster":
 		o := &goredis.ClusterOptions{
 			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, PoolTimeout: timeout,
@@ -183,7 +182,7 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, b
 				o.Password, err = url.PathUnescape(pass)
 			}
 			if err != nil {
-				return nil, false, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
+				return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
 			}
 			rest = rest[i+1:]
 		}
@@ -192,7 +191,7 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, b
 		}
 		for _, addr := range strings.Split(rest, ",") {
 			if _, _, err := net.SplitHostPort(addr); err != nil {
-				return nil, false, sessiond.Errorf(sessiond.EINVALID, "redis store URL: address %q: %v", addr, err)
+				return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: address %q: %v", addr, err)
 			}
 			o.Addrs = append(o.Addrs, addr)
 		}
@@ -200,9 +199,9 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, b
 			host, _, _ := net.SplitHostPort(o.Addrs[0])
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 		}
-		return goredis.NewClusterClient(o), true, nil
+		return goredis.NewClusterClient(o), nil
 	}
-	return nil, false, sessiond.Errorf(sessiond.EINVALID, "redis store URL: unknown scheme %q", scheme)
+	return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: unknown scheme %q", scheme)
 }
 
 // Stream returns the store's event stream (sessiond.Streamer).
