@@ -33,7 +33,7 @@
 //	P{hhhh}:t:<hash>    the token pointer: token hash -> "<id> <ms written>",
 //	                    tagged by the hash's first two bytes (65,536 tags)
 //	P{keys}:key:<id>, P{keys}:keys   API keys (hash each, zset by creation): few
-//	P{evN}:log, P{evN}:ch   the stream's 16 shards (log and channel)
+//	P{evX}:log, P{evX}:ch   the stream's 16 shards, X a hex digit (log and channel)
 //
 // The score -open_time (µs) orders a zset as every listing is ordered:
 // newest first, ties by id (members of equal score sort by their bytes).

@@ -28,6 +28,7 @@ func TestSweepLeavesNothing(t *testing.T) {
 	s := open(t, url, redis.Options{Prefix: prefix, IdleTimeout: time.Hour, Retention: time.Hour})
 	ctx := t.Context()
 	open := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Millisecond)
+	start := time.Now()
 	var wg sync.WaitGroup
 	const workers = 8
 	for w := range workers {
@@ -70,14 +71,19 @@ func TestSweepLeavesNothing(t *testing.T) {
 	if err != nil || *page.Total != int64(n) {
 		t.Fatalf("List total = %v, %v; want %d", page.Total, err, n)
 	}
+	t.Logf("%d sessions opened, touched and counted in %v", n, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	closed, err := s.CloseExpired(ctx, time.Now(), time.Hour)
 	if err != nil || len(closed) != n {
 		t.Fatalf("CloseExpired closed %d, %v; want %d", len(closed), err, n)
 	}
+	t.Logf("CloseExpired: %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	purged, err := s.Purge(ctx, time.Now())
 	if err != nil || len(purged) != n {
 		t.Fatalf("Purge deleted %d, %v; want %d", len(purged), err, n)
 	}
+	t.Logf("Purge: %v", time.Since(start).Round(time.Millisecond))
 	keys, err := redistest.Keys(ctx, url, prefix)
 	if err != nil {
 		t.Fatal(err)
