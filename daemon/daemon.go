@@ -38,6 +38,7 @@ import (
 	"sessiond/store/embedded"
 	"sessiond/store/memory"
 	"sessiond/store/postgres"
+	"sessiond/store/redis"
 )
 
 // Version is the version reported in logs; cmd/sessiond sets it.
@@ -495,6 +496,17 @@ func openStore(cfg config.Config, log *slog.Logger, instance string) (sessiond.S
 			return nil, fmt.Errorf("store %s: %w", config.Redact(cfg.Store), err)
 		}
 		return cache.New(pg, cache.Options{}), nil
+	case "redis", "rediss", "redis+cluster", "rediss+cluster":
+		// As PostgreSQL: a per-instance cache kept right by the stream
+		// (sharded pub/sub and a log per shard).
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+		defer cancel()
+		rs, err := redis.Open(ctx, cfg.Store, redis.Options{Log: log, Origin: instance,
+			IdleTimeout: cfg.IdleTimeout, Retention: cfg.Retention})
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", config.Redact(cfg.Store), err)
+		}
+		return cache.New(rs, cache.Options{}), nil
 	default:
 		return nil, fmt.Errorf("store %s is not supported by this build yet", name)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sessiond/store/postgres/pgtest"
+	"sessiond/store/redis/redistest"
 )
 
 // instances is N sessiond processes on one shared store, with a gateway
@@ -175,7 +176,23 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // long after a close is acknowledged on one instance the others still
 // accept the session's token (SPEC section 8: under 100 ms).
 func TestThreeInstancesOnePostgres(t *testing.T) {
-	in := startInstances(t, 3, pgtest.Schema(t))
+	testThreeInstances(t, "PostgreSQL", pgtest.Schema(t))
+}
+
+// TestThreeInstancesOneRedis is the same on one Redis server (a key prefix
+// of its own on the shared one).
+func TestThreeInstancesOneRedis(t *testing.T) {
+	testThreeInstances(t, "Redis", redistest.PrefixURL(t, redistest.BaseURL()))
+}
+
+// TestThreeInstancesRedisCluster is the same on a private three-master
+// Redis Cluster.
+func TestThreeInstancesRedisCluster(t *testing.T) {
+	testThreeInstances(t, "Redis Cluster", redistest.StartCluster(t).URL())
+}
+
+func testThreeInstances(t *testing.T, engine, store string) {
+	in := startInstances(t, 3, store)
 	a, b, c := in.procs[0], in.procs[1], in.procs[2]
 	keyID, secret := in.createKey(t, a)
 
@@ -260,7 +277,7 @@ func TestThreeInstancesOnePostgres(t *testing.T) {
 	slices.Sort(delays)
 	p50, p99, maxd := percentile(delays, 0.50), percentile(delays, 0.99), delays[len(delays)-1]
 	t.Logf("revocation delay over %d refusals (%d closes): p50 %v, p99 %v, max %v", len(delays), trials, p50, p99, maxd)
-	fmt.Printf("three instances on PostgreSQL: revocation delay p50 %v, p99 %v, max %v over %d refusals\n", p50, p99, maxd, len(delays))
+	fmt.Printf("three instances on %s: revocation delay p50 %v, p99 %v, max %v over %d refusals\n", engine, p50, p99, maxd, len(delays))
 	if p99 >= 100*time.Millisecond {
 		t.Errorf("revocation delay p99 %v, want under 100 ms", p99)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sessiond/store/postgres/pgtest"
+	"sessiond/store/redis/redistest"
 )
 
 // outageBound is how long any call may take while the database is down:
@@ -23,7 +24,18 @@ const outageBound = 8 * time.Second
 // outage is in the database.
 func TestPostgresOutage(t *testing.T) {
 	srv := pgtest.StartServer(t)
-	d := startDaemon(t, t.TempDir(), "--store", srv.URL())
+	testOutage(t, srv.URL(), srv.Stop, srv.Start)
+}
+
+// TestRedisOutage is the same on a private Redis server (appendonly,
+// appendfsync always, so that its restart keeps what it acknowledged).
+func TestRedisOutage(t *testing.T) {
+	srv := redistest.StartServer(t)
+	testOutage(t, srv.URL(), srv.Stop, srv.Start)
+}
+
+func testOutage(t *testing.T, store string, stop, start func()) {
+	d := startDaemon(t, t.TempDir(), "--store", store)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	var (
@@ -117,7 +129,7 @@ func TestPostgresOutage(t *testing.T) {
 	}
 
 	waitAcks(200)
-	srv.Stop()
+	stop()
 	stopped := time.Now()
 	// Down: calls fail with 503 within the bound, readiness says so.
 	time.Sleep(2 * time.Second)
@@ -145,7 +157,7 @@ func TestPostgresOutage(t *testing.T) {
 		}
 	}
 
-	srv.Start()
+	start()
 	restarted := time.Now()
 	waitAcks(200)
 	t.Logf("writes resumed within %v of the restart; %d calls answered 503 meanwhile; slowest answer %v",
