@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -107,9 +108,21 @@ func (p *pgSchemas) dropOnInterrupt() func() {
 	}
 }
 
-// exec runs one statement on its own connection to the base database.
+// exec runs one statement on its own connection to the base database
+// (without the URL's pool_ parameters, which only pgxpool knows).
 func (p *pgSchemas) exec(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, p.base)
+	base := p.base
+	if u, err := url.Parse(base); err == nil {
+		q := u.Query()
+		for k := range q {
+			if strings.HasPrefix(k, "pool_") {
+				q.Del(k)
+			}
+		}
+		u.RawQuery = q.Encode()
+		base = u.String()
+	}
+	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
 		return err
 	}
