@@ -267,6 +267,18 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		return append(refs, baseline{"bare pgx", serve(h()), req, target})
 	}
 
+	// loadPG is load, and on PostgreSQL also the database server's CPU
+	// time per 2xx response (0 on the embedded store).
+	loadPG := func(addr string, c int, d time.Duration, build builder) (float64, time.Duration, time.Duration) {
+		if !onPG {
+			n, cpu := load(addr, c, d, build)
+			return n, cpu, 0
+		}
+		pg0 := serverCPU()
+		n, cpu := load(addr, c, d, build)
+		return n, cpu, time.Duration(float64(serverCPU()-pg0) / max(n*d.Seconds(), 1))
+	}
+
 	var results []result
 	measure := func(key, name string, refs []baseline, addr string, b builder, c int) {
 		// Each round measures the baselines and the scenario back to
@@ -277,20 +289,20 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		refOps := make([][]float64, len(refs))
 		ratios := make([][]float64, len(refs))
 		for i := 0; i < rounds; i++ {
-			var cpu time.Duration
-			refCPU := make([]time.Duration, len(refs))
+			var cpu, dbCPU time.Duration
+			refCPU, refDB := make([]time.Duration, len(refs)), make([]time.Duration, len(refs))
 			scenario := func() {
 				stop := profile(key + "." + strconv.Itoa(i+1))
 				var n float64
-				n, cpu = load(addr, c, duration, b)
+				n, cpu, dbCPU = loadPG(addr, c, duration, b)
 				ops = append(ops, n)
 				stop()
 			}
 			baselines := func(order []int) {
 				for _, j := range order {
-					n, cpu := load(refs[j].addr, c, duration, refs[j].req)
+					n, cpu, db := loadPG(refs[j].addr, c, duration, refs[j].req)
 					refOps[j] = append(refOps[j], n)
-					refCPU[j] = cpu
+					refCPU[j], refDB[j] = cpu, db
 				}
 			}
 			order := make([]int, len(refs))
@@ -311,9 +323,14 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			if each {
 				line := fmt.Sprintf("    round %d: %.0f / %.0f = %.2f", i+1, ops[i], refOps[0][i], ratios[0][i])
 				cpus := fmt.Sprintf("%.1f / %.1f", float64(cpu)/1e3, float64(refCPU[0])/1e3)
+				dbs := fmt.Sprintf("%.1f / %.1f", float64(dbCPU)/1e3, float64(refDB[0])/1e3)
 				for j := 1; j < len(refs); j++ {
 					line += fmt.Sprintf(", / %s %.0f = %.2f", refs[j].name, refOps[j][i], ratios[j][i])
 					cpus += fmt.Sprintf(" / %.1f", float64(refCPU[j])/1e3)
+					dbs += fmt.Sprintf(" / %.1f", float64(refDB[j])/1e3)
+				}
+				if onPG {
+					cpus += " µs; PostgreSQL's " + dbs
 				}
 				fmt.Printf("%s (CPU per request %s µs)\n", line, cpus)
 			}
