@@ -269,14 +269,18 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 
 	// loadPG is load, and on PostgreSQL also the database server's CPU
 	// time per 2xx response (0 on the embedded store).
+	postmaster := 0
+	if onPG {
+		postmaster = schemas.postmaster(ctx)
+	}
 	loadPG := func(addr string, c int, d time.Duration, build builder) (float64, time.Duration, time.Duration) {
-		if !onPG {
+		if postmaster == 0 {
 			n, cpu := load(addr, c, d, build)
 			return n, cpu, 0
 		}
-		pg0 := serverCPU()
+		pg0 := serverCPU(postmaster)
 		n, cpu := load(addr, c, d, build)
-		return n, cpu, time.Duration(float64(serverCPU()-pg0) / max(n*d.Seconds(), 1))
+		return n, cpu, time.Duration(float64(serverCPU(postmaster)-pg0) / max(n*d.Seconds(), 1))
 	}
 
 	var results []result

@@ -72,6 +72,23 @@ func (p *pgSchemas) create(ctx context.Context) (name, dbURL string, err error) 
 	return name, u.String(), nil
 }
 
+// connURL is the base URL without its pool_ parameters, which only
+// pgxpool knows, for a connection of its own.
+func (p *pgSchemas) connURL() string {
+	u, err := url.Parse(p.base)
+	if err != nil {
+		return p.base
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // dropAll drops every schema made so far (with its tables), each within
 // its own 30 seconds; failures are printed, not returned.
 func (p *pgSchemas) dropAll() {
@@ -109,21 +126,9 @@ func (p *pgSchemas) dropOnInterrupt() func() {
 	}
 }
 
-// exec runs one statement on its own connection to the base database
-// (without the URL's pool_ parameters, which only pgxpool knows).
+// exec runs one statement on its own connection to the base database.
 func (p *pgSchemas) exec(ctx context.Context, sql string) error {
-	base := p.base
-	if u, err := url.Parse(base); err == nil {
-		q := u.Query()
-		for k := range q {
-			if strings.HasPrefix(k, "pool_") {
-				q.Del(k)
-			}
-		}
-		u.RawQuery = q.Encode()
-		base = u.String()
-	}
-	conn, err := pgx.Connect(ctx, base)
+	conn, err := pgx.Connect(ctx, p.connURL())
 	if err != nil {
 		return err
 	}
@@ -280,40 +285,74 @@ func (b *bareDB) gateway(next http.Handler) http.Handler {
 	})
 }
 
-// serverCPU returns the CPU time (user and system) that the processes
-// named postgres on this machine have used so far, with that of their
-// ended children (backends whose connection closed, counted in the
-// postmaster's), from /proc: the database server's share of a measurement
-// on loopback, whoever else uses the server meanwhile. The resolution is
-// the kernel's clock tick (10 ms) per process.
-func serverCPU() time.Duration {
+// postmaster returns the process id of the database server's postmaster,
+// the parent of a backend of ours, when the server runs on this machine
+// (0 otherwise).
+func (p *pgSchemas) postmaster(ctx context.Context) int {
+	conn, err := pgx.Connect(ctx, p.connURL())
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(context.Background())
+	var backend int
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		return 0
+	}
+	name, f, ok := procStat(strconv.Itoa(backend))
+	if !ok || name != "postgres" {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// serverCPU returns the CPU time (user and system) that the database
+// server whose postmaster is pm has used so far: the postmaster's and its
+// children's, with that of its ended children (backends whose connection
+// closed, counted in the postmaster's), from /proc. Whoever else uses the
+// server meanwhile is counted too. The resolution is the kernel's clock
+// tick (10 ms) per process. 0 when pm is 0.
+func serverCPU(pm int) time.Duration {
+	if pm == 0 {
+		return 0
+	}
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
 	}
+	pms := strconv.Itoa(pm)
 	var ticks int64
 	for _, d := range dirs {
 		if d.Name()[0] < '0' || d.Name()[0] > '9' {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
+		_, f, ok := procStat(d.Name())
+		if !ok || (d.Name() != pms && f[1] != pms) {
 			continue
 		}
-		// pid (comm) state ppid ... utime stime cutime cstime: fields
-		// 14 to 17.
-		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || end < open || string(stat[open+1:end]) != "postgres" {
-			continue
-		}
-		f := strings.Fields(string(stat[end+1:]))
-		if len(f) < 15 {
-			continue
-		}
+		// utime stime cutime cstime
 		for _, v := range f[11:15] {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			ticks += n
 		}
 	}
 	return time.Duration(ticks) * (time.Second / 100)
+}
+
+// procStat reads /proc/<pid>/stat: the command name and the fields after
+// it (f[0] is the state, field 3 of stat(5); f[1] the parent's id).
+func procStat(pid string) (name string, f []string, ok bool) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", nil, false
+	}
+	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return "", nil, false
+	}
+	f = strings.Fields(string(stat[end+1:]))
+	if len(f) < 15 {
+		return "", nil, false
+	}
+	return string(stat[open+1 : end]), f, true
 }
