@@ -10,6 +10,12 @@
 // reports the median of the rounds' ratios with their range. Absolute
 // numbers on a shared machine are noise; ratios measured side by side much
 // less so.
+//
+// With -store postgres://..., every daemon runs on that database, each in
+// a fresh schema dropped at the end, and each scenario has a second
+// baseline measured in the same rounds: "bare pgx", a handler of T's shape
+// that runs the engine's own statement for the operation (by id, by token
+// hash, the INSERT) through a pgxpool, on a table of the engine's schema.
 package main
 
 import (
@@ -54,10 +60,11 @@ func main() {
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario (servers and load; not the baselines, not the set-up) to `prefix`.<scenario>.<round>")
 		eachFlag = flag.Bool("each", false, "print every round's figures, not only the medians")
 		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")
+		store    = flag.String("store", "embedded", "the daemons' store: embedded, or a PostgreSQL URL (postgres://user@host:port/db), on which each daemon and the bare pgx baseline get a fresh schema, dropped at the end")
 	)
 	flag.Parse()
 	profilePrefix, tracePrefix, each = *cpuprof, *tracep, *eachFlag
-	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir); err != nil {
+	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir, *store); err != nil {
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
 	}
@@ -99,16 +106,30 @@ func profile(key string) func() {
 	}
 }
 
+// baseline is what a scenario is measured against, in the same rounds.
+type baseline struct {
+	name   string
+	addr   string
+	req    builder
+	target float64 // the scenario's least ratio to it; 0: none
+}
+
 type result struct {
+	name string
+	ops  float64 // median ops/s of the scenario
+	refs []refResult
+}
+
+// refResult is a scenario's figures against one baseline.
+type refResult struct {
 	name      string
-	ops, ref  float64 // median ops/s of the scenario and of its baseline
+	ref       float64 // median ops/s of the baseline
 	ratio     float64 // median of the rounds' ratios
 	low, high float64 // the lowest and highest round's ratio
-	refName   string
 	target    float64
 }
 
-func run(duration time.Duration, conns, rounds, large int, settle time.Duration, only, dataDir string) error {
+func run(duration time.Duration, conns, rounds, large int, settle time.Duration, only, dataDir, store string) error {
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -134,14 +155,15 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		w.Write([]byte("ok\n"))
 	}))
 	upURL, _ := url.Parse("http://" + upstream)
-	bareProxy := serve(&httputil.ReverseProxy{
+	bareProxyHandler := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upURL)
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.SetXForwarded()
 		},
 		Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024},
-	})
+	}
+	bareProxy := serve(bareProxyHandler)
 	fixed := []byte(`{"id":"0123456789abcdef0123456789abcdef","user_id":"user-1","user_name":"User One","active":true,` +
 		`"open_time":"2026-11-22T10:00:00.000Z","request_time":"2026-11-22T10:00:00.000Z","close_time":null,` +
 		`"expire_time":null,"address":"10.0.0.1","client":"web","user":null,"data":{"cart":3}}` + "\n")
@@ -152,7 +174,40 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		w.Write(fixed)
 	}))
 
-	m, err := startDaemon(filepath.Join(dataDir, "main"), upstream)
+	// On PostgreSQL: a fresh schema for each daemon and one for the bare
+	// pgx baseline's table (two: reads, and the open's inserts), all
+	// dropped at the end. pg is nil on the embedded store.
+	var (
+		pg       *bareDB
+		pgOpen   *bareDB
+		schemas  *pgSchemas
+		pgSchema string // the main daemon's schema
+	)
+	onPG := strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+	if !onPG && store != "embedded" {
+		return fmt.Errorf("-store %s: embedded or a postgres:// URL", config.Redact(store))
+	}
+	daemonStore := func() (string, error) { return "embedded", nil }
+	if onPG {
+		schemas = &pgSchemas{base: store}
+		defer schemas.dropAll()
+		defer schemas.dropOnInterrupt()()
+		daemonStore = func() (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			name, u, err := schemas.create(ctx)
+			if pgSchema == "" {
+				pgSchema = name
+			}
+			return u, err
+		}
+	}
+
+	mainStore, err := daemonStore()
+	if err != nil {
+		return err
+	}
+	m, err := startDaemon(filepath.Join(dataDir, "main"), upstream, mainStore)
 	if err != nil {
 		return err
 	}
@@ -172,6 +227,17 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	if err != nil {
 		return err
 	}
+	if onPG {
+		if pg, err = openBareDB(ctx, schemas); err != nil {
+			return err
+		}
+		defer pg.Close()
+		if err := pg.copySessions(ctx, pgSchema); err != nil {
+			return err
+		}
+		fmt.Printf("  (store %s: schemas %s for sessiond, %s for bare pgx; pools of %d connections)\n",
+			config.Redact(store), pgSchema, pg.schema, pg.pool.Config().MaxConns)
+	}
 
 	post := func(path string, body func(r *rand.Rand) string, hdr string) builder {
 		return func(r *rand.Rand, b []byte) []byte {
@@ -187,59 +253,121 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		}
 	}
 	bareReq := post("/", func(*rand.Rand) string { return `{"session_id":"0123456789abcdef0123456789abcdef"}` }, "")
-	getReq := func(ids []string) builder {
-		return post("/v1/sessions/get_session_by_id", func(r *rand.Rand) string {
-			return `{"session_id":"` + ids[r.IntN(len(ids))] + `"}`
-		}, "")
+	idBody := func(ids []string) func(r *rand.Rand) string {
+		return func(r *rand.Rand) string { return `{"session_id":"` + ids[r.IntN(len(ids))] + `"}` }
+	}
+	getReq := func(ids []string) builder { return post("/v1/sessions/get_session_by_id", idBody(ids), "") }
+	T := func(target float64) []baseline { return []baseline{{"T", bare, bareReq, target}} }
+	// withPG adds the bare pgx baseline on PostgreSQL, serving h, loaded
+	// with req.
+	withPG := func(refs []baseline, h func() http.Handler, req builder, target float64) []baseline {
+		if pg == nil {
+			return refs
+		}
+		return append(refs, baseline{"bare pgx", serve(h()), req, target})
+	}
+
+	// loadPG is load, and on PostgreSQL also the database server's CPU
+	// time per 2xx response (0 on the embedded store).
+	postmaster := 0
+	if onPG {
+		postmaster = schemas.postmaster(ctx)
+	}
+	loadPG := func(addr string, c int, d time.Duration, build builder) (float64, time.Duration, time.Duration) {
+		if postmaster == 0 {
+			n, cpu := load(addr, c, d, build)
+			return n, cpu, 0
+		}
+		pg0 := serverCPU(postmaster)
+		n, cpu := load(addr, c, d, build)
+		return n, cpu, time.Duration(float64(serverCPU(postmaster)-pg0) / max(n*d.Seconds(), 1))
 	}
 
 	var results []result
-	measure := func(key, name, refName string, target float64, refAddr string, ref builder, addr string, b builder, c int) {
-		// Each round measures the baseline and the scenario back to back,
-		// in alternating order, and its ratio compares the two: the
-		// machine's load drifts between rounds more than within one.
-		var ops, refs, ratios []float64
+	measure := func(key, name string, refs []baseline, addr string, b builder, c int) {
+		// Each round measures the baselines and the scenario back to
+		// back, in alternating order (baselines first, then scenario
+		// first), and its ratios compare them: the machine's load drifts
+		// between rounds more than within one.
+		var ops []float64
+		refOps := make([][]float64, len(refs))
+		ratios := make([][]float64, len(refs))
 		for i := 0; i < rounds; i++ {
-			var cpu, refCPU time.Duration
+			var cpu, dbCPU time.Duration
+			refCPU, refDB := make([]time.Duration, len(refs)), make([]time.Duration, len(refs))
 			scenario := func() {
 				stop := profile(key + "." + strconv.Itoa(i+1))
 				var n float64
-				n, cpu = load(addr, c, duration, b)
+				n, cpu, dbCPU = loadPG(addr, c, duration, b)
 				ops = append(ops, n)
 				stop()
 			}
+			baselines := func(order []int) {
+				for _, j := range order {
+					n, cpu, db := loadPG(refs[j].addr, c, duration, refs[j].req)
+					refOps[j] = append(refOps[j], n)
+					refCPU[j], refDB[j] = cpu, db
+				}
+			}
+			order := make([]int, len(refs))
+			for j := range order {
+				order[j] = j
+			}
 			if i%2 == 1 {
 				scenario()
+				slices.Reverse(order)
 			}
-			n, refCPU := load(refAddr, c, duration, ref)
-			refs = append(refs, n)
+			baselines(order)
 			if i%2 == 0 {
 				scenario()
 			}
-			ratios = append(ratios, ops[i]/refs[i])
+			for j := range refs {
+				ratios[j] = append(ratios[j], ops[i]/refOps[j][i])
+			}
 			if each {
-				fmt.Printf("    round %d: %.0f / %.0f = %.2f (CPU per request %.1f / %.1f µs)\n", i+1, ops[i], refs[i], ratios[i],
-					float64(cpu)/1e3, float64(refCPU)/1e3)
+				line := fmt.Sprintf("    round %d: %.0f / %.0f = %.2f", i+1, ops[i], refOps[0][i], ratios[0][i])
+				cpus := fmt.Sprintf("%.1f / %.1f", float64(cpu)/1e3, float64(refCPU[0])/1e3)
+				dbs := fmt.Sprintf("%.1f / %.1f", float64(dbCPU)/1e3, float64(refDB[0])/1e3)
+				for j := 1; j < len(refs); j++ {
+					line += fmt.Sprintf(", / %s %.0f = %.2f", refs[j].name, refOps[j][i], ratios[j][i])
+					cpus += fmt.Sprintf(" / %.1f", float64(refCPU[j])/1e3)
+					dbs += fmt.Sprintf(" / %.1f", float64(refDB[j])/1e3)
+				}
+				if onPG {
+					cpus += " µs; PostgreSQL's " + dbs
+				}
+				fmt.Printf("%s (CPU per request %s µs)\n", line, cpus)
 			}
 		}
-		r := result{name: name, ops: median(ops), ref: median(refs), ratio: median(ratios),
-			low: slices.Min(ratios), high: slices.Max(ratios), refName: refName, target: target}
+		r := result{name: name, ops: median(ops)}
+		for j, ref := range refs {
+			r.refs = append(r.refs, refResult{name: ref.name, ref: median(refOps[j]), ratio: median(ratios[j]),
+				low: slices.Min(ratios[j]), high: slices.Max(ratios[j]), target: ref.target})
+		}
 		results = append(results, r)
 		printResult(r)
 	}
 
 	if enabled("get1k") {
-		measure("get1k", "get_session_by_id, 1k stored", "T", 0.8, bare, bareReq, sd, getReq(ids), conns)
+		measure("get1k", "get_session_by_id, 1k stored", withPG(T(0.8), func() http.Handler { return pg.get(fixed) },
+			post("/", idBody(ids), ""), 0), sd, getReq(ids), conns)
 	}
 	if enabled("open") {
-		open := post("/v1/sessions/open_session", func(r *rand.Rand) string {
+		openBody := func(r *rand.Rand) string {
 			return `{"user_id":"u` + strconv.Itoa(r.IntN(1000)) + `","user_name":"Load","address":"127.0.0.1","client":"load","data":{"n":1}}`
-		}, "")
+		}
+		open := post("/v1/sessions/open_session", openBody, "")
 		// The open scenario writes hundreds of thousands of sessions, and
 		// pebble flushes and compacts after them: it runs on a daemon and
 		// store of its own (with the same 1,000 sessions to start from),
-		// so that none of that lands in the other scenarios.
-		om, err := startDaemon(filepath.Join(dataDir, "open"), upstream)
+		// so that none of that lands in the other scenarios. On
+		// PostgreSQL the bare pgx baseline inserts into a table of its
+		// own too, starting from the main daemon's 1,000 sessions.
+		openStore, err := daemonStore()
+		if err != nil {
+			return err
+		}
+		om, err := startDaemon(filepath.Join(dataDir, "open"), upstream, openStore)
 		if err != nil {
 			return err
 		}
@@ -247,7 +375,22 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			om.Close()
 			return err
 		}
-		measure("open", "open_session, durable, 64 clients", "T", 0.4, bare, bareReq, om.PublicAddr(), open, 64)
+		refs := T(0.4)
+		if pg != nil {
+			if pgOpen, err = openBareDB(ctx, schemas); err != nil {
+				om.Close()
+				return err
+			}
+			defer pgOpen.Close()
+			if err := pgOpen.copySessions(ctx, pgSchema); err != nil {
+				om.Close()
+				return err
+			}
+			// On PostgreSQL the durable open's target is against the
+			// INSERT alone, not T.
+			refs = withPG(T(0), func() http.Handler { return pgOpen.open(fixed) }, post("/", openBody, ""), 0.8)
+		}
+		measure("open", "open_session, durable, 64 clients", refs, om.PublicAddr(), open, 64)
 		if err := om.Close(); err != nil {
 			return err
 		}
@@ -257,7 +400,9 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		verify := post("/api/v1/session/jsonrpc", func(r *rand.Rand) string {
 			return `{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + tokens[r.IntN(len(tokens))] + `"}}`
 		}, hdr)
-		measure("verify", "session.verify_session_token", "T", 0.8, bare, bareReq, sd, verify, conns)
+		tokenReq := post("/", func(r *rand.Rand) string { return `{"token":"` + tokens[r.IntN(len(tokens))] + `"}` }, "")
+		measure("verify", "session.verify_session_token", withPG(T(0.8), func() http.Handler { return pg.verify(fixed) }, tokenReq, 0),
+			sd, verify, conns)
 	}
 	if enabled("gateway") {
 		gw := func(r *rand.Rand, b []byte) []byte {
@@ -270,7 +415,11 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		}
 		direct, _ := load(upstream, conns, duration, plain)
 		fmt.Printf("  (direct upstream, no proxy: %.0f ops/s)\n", direct)
-		measure("gateway", "gateway GET, trivial upstream", "bare ReverseProxy", 0.85, bareProxy, plain, sd, gw, conns)
+		// On PostgreSQL, bare pgx is the bare ReverseProxy after the
+		// engine's SELECT of the token: a gateway without a cache.
+		refs := withPG([]baseline{{"bare ReverseProxy", bareProxy, plain, 0.85}},
+			func() http.Handler { return pg.gateway(bareProxyHandler) }, gw, 0)
+		measure("gateway", "gateway GET, trivial upstream", refs, sd, gw, conns)
 	}
 	if enabled("getlarge") && large > len(ids) {
 		start := time.Now()
@@ -279,31 +428,44 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		if err != nil {
 			return err
 		}
+		if pg != nil {
+			if err := pg.copySessions(ctx, pgSchema); err != nil {
+				return err
+			}
+		}
 		fmt.Printf(" done in %s; %s for background compaction to settle)\n", time.Since(start).Round(time.Second), settle)
 		time.Sleep(settle)
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		fmt.Printf("  (Go heap in use with %s sessions stored: %d MiB)\n", human(large), ms.HeapInuse>>20)
-		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)), "T", 0.75, bare, bareReq, sd, getReq(all), conns)
+		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)),
+			withPG(T(0.75), func() http.Handler { return pg.get(fixed) }, post("/", idBody(all), ""), 0), sd, getReq(all), conns)
 	}
 
 	fmt.Println()
-	failed := 0
+	targets, failed := 0, 0
 	for _, r := range results {
-		if r.ratio < r.target {
-			failed++
+		for _, ref := range r.refs {
+			if ref.target == 0 {
+				continue
+			}
+			targets++
+			if ref.ratio < ref.target {
+				failed++
+			}
 		}
 	}
-	fmt.Printf("%d of %d targets met\n", len(results)-failed, len(results))
+	fmt.Printf("%d of %d targets met\n", targets-failed, targets)
 	return nil
 }
 
-// startDaemon runs sessiond in-process on the embedded store in dir, with a
-// gateway route to upstream.
-func startDaemon(dir, upstream string) (*daemon.Main, error) {
+// startDaemon runs sessiond in-process on store (embedded: in dir), with
+// its data directory in dir and a gateway route to upstream.
+func startDaemon(dir, upstream, store string) (*daemon.Main, error) {
 	cfg := config.Default()
 	cfg.DataDir = dir
+	cfg.Store = store
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway = []string{"/up/=http://" + upstream}
 	cfg.LogLevel = "error"
@@ -439,13 +601,24 @@ func median(v []float64) float64 {
 	return v[len(v)/2]
 }
 
+// printResult prints a line per baseline: the scenario's figures on the
+// first, the ratio to each baseline and its target, if it has one.
 func printResult(r result) {
-	verdict := "met"
-	if r.ratio < r.target {
-		verdict = "MISSED"
+	for i, ref := range r.refs {
+		verdict := ""
+		if ref.target > 0 {
+			verdict = fmt.Sprintf("; target %.2f, met", ref.target)
+			if ref.ratio < ref.target {
+				verdict = fmt.Sprintf("; target %.2f, MISSED", ref.target)
+			}
+		}
+		head := fmt.Sprintf("%-36s %7.0f ops/s", r.name, r.ops)
+		if i > 0 {
+			head = fmt.Sprintf("%-36s %7s      ", "", "")
+		}
+		fmt.Printf("%s  %-17s %7.0f ops/s  ratio %.2f (rounds %.2f-%.2f%s)\n",
+			head, ref.name, ref.ref, ref.ratio, ref.low, ref.high, verdict)
 	}
-	fmt.Printf("%-36s %7.0f ops/s  %-17s %7.0f ops/s  ratio %.2f (rounds %.2f-%.2f; target %.2f, %s)\n",
-		r.name, r.ops, r.refName, r.ref, r.ratio, r.low, r.high, r.target, verdict)
 }
 
 func human(n int) string {

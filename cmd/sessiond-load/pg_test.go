@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"sessiond"
+	"sessiond/store/postgres"
+	"sessiond/store/postgres/pgtest"
+)
+
+// The bare pgx baseline runs the engine's statements word for word: a
+// change to the engine's SQL must be made in pg.go too.
+func TestEngineSQL(t *testing.T) {
+	src, err := os.ReadFile("../../store/postgres/sessions.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"sessionColumns = `" + engineColumns + "`",
+		"`SELECT `+sessionColumns+` FROM sessions WHERE id = $1`",
+		"`SELECT `+sessionColumns+` FROM sessions WHERE token_hash = $1`",
+		"`INSERT INTO sessions (`+sessionColumns+`)\n\t\tVALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`",
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("store/postgres/sessions.go no longer has\n%s", want)
+		}
+	}
+}
+
+// The baseline's schemas are made, migrated, filled from a daemon's and
+// dropped; its handlers find the daemon's sessions by id and by token and
+// insert new ones.
+func TestBareDB(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	schemas := &pgSchemas{base: pgtest.BaseURL()}
+	t.Cleanup(schemas.dropAll)
+
+	// A daemon's schema, with one session.
+	name, dbURL, err := schemas.create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(ctx, dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	token := sessiond.NewSecret()
+	now := time.Now().UTC()
+	sess := &sessiond.Session{ID: sessiond.NewID(), UserID: "u1", Active: true, OpenTime: now, RequestTime: now,
+		Data: []byte(`{"n":1}`), TokenHash: sessiond.HashSecret(token)}
+	if err := st.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := openBareDB(ctx, schemas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.copySessions(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	fixed := []byte(`{}`)
+	serve := func(h http.Handler, body string) int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "POST", "/", strings.NewReader(body)))
+		return w.Code
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+		body string
+		want int
+	}{
+		{"get", b.get(fixed), `{"session_id":"` + sess.ID + `"}`, http.StatusOK},
+		{"get unknown", b.get(fixed), `{"session_id":"` + sessiond.NewID() + `"}`, http.StatusNotFound},
+		{"verify", b.verify(fixed), `{"token":"` + token + `"}`, http.StatusOK},
+		{"verify unknown", b.verify(fixed), `{"token":"` + sessiond.NewSecret() + `"}`, http.StatusNotFound},
+		{"open", b.open(fixed), `{"user_id":"u7","user_name":"Load"}`, http.StatusOK},
+	} {
+		if got := serve(c.h, c.body); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE user_id = 'u7' AND active`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("sessions of u7 after an open: %d (%v), want 1", n, err)
+	}
+
+	st.Close()
+	b.Close()
+	schemas.dropAll()
+	conn, err := pgx.Connect(ctx, pgtest.BaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)`,
+		[]string{name, b.schema}).Scan(&left); err != nil || left != 0 {
+		t.Errorf("schemas left after dropAll: %d (%v)", left, err)
+	}
+}
