@@ -22,6 +22,11 @@ import (
 //     serves the state before it. Events of other instances arrive on the
 //     stream's own goroutine, one batch at a time, in the order the shared
 //     store committed their publication. No order holds between the two.
+//   - An event that invalidates (changed, closed, deleted, key revoked) is
+//     sent to the other instances before Publish returns. A telling one
+//     (opened, key created: Event.Telling) may be sent after, batched
+//     with others (Batcher), so it may reach another instance after a
+//     later event of the same session.
 //   - When events may have been lost (the channel between instances broke,
 //     a subscriber fell behind), subscribers receive EventLost, and from
 //     then until EventResumed they must not serve anything from memory

@@ -94,7 +94,10 @@ func TestOutage(t *testing.T) {
 			return err
 		},
 		"CloseExpired": func() error { _, err := s.CloseExpired(t.Context(), time.Now(), time.Minute); return err },
-		"Publish":      func() error { return s.Stream().Publish(t.Context(), opened("during")) },
+		// A close is sent before Publish returns (opens go in the background).
+		"Publish": func() error {
+			return s.Stream().Publish(t.Context(), sessiond.Event{Kind: sessiond.EventClosed, SessionID: "during", Reason: sessiond.ReasonClosed})
+		},
 	}
 	for name, call := range calls {
 		start := time.Now()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,7 @@ type Stream struct {
 	retention time.Duration
 	ping      time.Duration
 
+	batch     *sessiond.Batcher // telling events, sent in the background
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -79,6 +81,9 @@ func newStream(ctx context.Context, s *Store, cfg *pgx.ConnConfig, opts Options)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
+	st.batch = sessiond.NewBatcher(func(ctx context.Context, evs []sessiond.Event) error {
+		return st.send(ctx, evs)
+	}, opts.Log)
 	runCtx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
 	st.wg.Add(2)
@@ -104,6 +109,18 @@ func (st *Stream) Publish(ctx context.Context, evs ...sessiond.Event) error {
 	}
 	st.local.Stamp(evs)
 	st.local.Deliver(evs)
+	if !slices.ContainsFunc(evs, func(e sessiond.Event) bool { return !e.Telling() }) {
+		// Nothing for other instances to drop: sent in the background,
+		// batched with other opens (sessiond.Batcher).
+		st.batch.Add(ctx, evs)
+		return nil
+	}
+	return st.send(ctx, evs)
+}
+
+// send records evs in the events table and notifies them, in one
+// statement.
+func (st *Stream) send(ctx context.Context, evs []sessiond.Event) error {
 
 	// Each notification carries `"e":[events...]` of at most maxChunk
 	// bytes; an event too big for one alone is replaced by `"big":origin`,
@@ -169,6 +186,7 @@ func (st *Stream) Subscribe(fn func([]sessiond.Event)) func() { return st.local.
 // Close stops the listener and drops every subscriber.
 func (st *Stream) Close() error {
 	st.closeOnce.Do(func() {
+		st.batch.Close()
 		st.cancel()
 		st.wg.Wait()
 		st.local.Close()

@@ -98,7 +98,10 @@ func TestOutage(t *testing.T) {
 		"Purge":        func() error { _, err := s.Purge(t.Context(), time.Now()); return err },
 		"UserSessions": func() error { _, err := s.UserSessions(t.Context(), "", "w0", 1); return err },
 		"ListAPIKeys":  func() error { _, err := s.ListAPIKeys(t.Context()); return err },
-		"Publish":      func() error { return s.Stream().Publish(t.Context(), opened("during")) },
+		// A close is sent before Publish returns (opens go in the background).
+		"Publish": func() error {
+			return s.Stream().Publish(t.Context(), sessiond.Event{Kind: sessiond.EventClosed, SessionID: "during", Reason: sessiond.ReasonClosed})
+		},
 	}
 	for name, call := range calls {
 		start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ type Stream struct {
 	lost      [shards]bool
 	nLost     int
 
+	batch     *sessiond.Batcher // telling events, sent in the background
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -87,6 +89,9 @@ func newStream(ctx context.Context, s *Store, opts Options) (*Stream, error) {
 	if _, err := pipe.Exec(octx); err != nil {
 		return nil, s.wrap(err)
 	}
+	st.batch = sessiond.NewBatcher(func(ctx context.Context, evs []sessiond.Event) error {
+		return st.send(ctx, evs)
+	}, opts.Log)
 	runCtx, stop := context.WithCancel(context.Background())
 	st.cancel = stop
 	for i := range shards {
@@ -110,6 +115,18 @@ func (st *Stream) Publish(ctx context.Context, evs ...sessiond.Event) error {
 	}
 	st.local.Stamp(evs)
 	st.local.Deliver(evs)
+	if !slices.ContainsFunc(evs, func(e sessiond.Event) bool { return !e.Telling() }) {
+		// Nothing for other instances to drop: sent in the background,
+		// batched with other opens (sessiond.Batcher).
+		st.batch.Add(ctx, evs)
+		return nil
+	}
+	return st.send(ctx, evs)
+}
+
+// send appends evs to their shards' logs and publishes them, one script
+// per shard, pipelined.
+func (st *Stream) send(ctx context.Context, evs []sessiond.Event) error {
 	var parts [shards][]sessiond.Event
 	for _, e := range evs {
 		parts[shardOf(e)] = append(parts[shardOf(e)], e)
@@ -141,6 +158,7 @@ func (st *Stream) Subscribe(fn func([]sessiond.Event)) func() { return st.local.
 // Close stops the subscriptions and drops every subscriber.
 func (st *Stream) Close() error {
 	st.closeOnce.Do(func() {
+		st.batch.Close()
 		st.cancel()
 		st.wg.Wait()
 		st.local.Close()
