@@ -133,6 +133,7 @@ function render(doc) {
     state.seen = new Set(rows.map((r) => r.id));
     state.sig = sig;
   }
+  $('updated').dataset.at = state.fetchedAt;
   tickIdle();
   const empty = $('empty');
   if (rows.length === 0) {
@@ -149,8 +150,6 @@ function render(doc) {
   $('pageno').textContent = 'Page ' + nf.format(state.page + 1) + ' of ' + nf.format(pages);
   $('first').disabled = $('prev').disabled = !(doc.links && doc.links.prev);
   $('next').disabled = $('last').disabled = !(doc.links && doc.links.next);
-  $('updated').textContent = '';
-  $('updated').dataset.at = state.fetchedAt;
 }
 
 function row(r, isNew) {
@@ -161,7 +160,7 @@ function row(r, isNew) {
   tr.append(
     el('td', { class: 'user', 'data-label': 'User' }, el('b', { text: a.user }), a.user_name ? el('small', { text: a.user_name }) : null),
     el('td', { 'data-label': 'Client', text: a.client || '—' }),
-    el('td', { class: 'mono', 'data-label': 'Remote', text: a.remote || '—' }),
+    el('td', { class: 'mono remote', 'data-label': 'Remote', text: a.remote || '—' }),
     el('td', { class: 'state', 'data-label': 'State' }, badge(a.state)),
     el('td', { 'data-label': 'Connected' }, timeEl(a.connected)),
     el('td', { 'data-label': 'Idle' }, el('span', { class: 'time', 'data-idle': a.idle, title: 'Last request: ' + exact(a.last_request), text: duration(a.idle) })),
@@ -224,7 +223,7 @@ async function loadInstance() {
     const doc = await api('GET', '/v1/');
     const a = doc.data.attributes;
     $('instance').replaceChildren(
-      el('b', { text: doc.data.id }), ' · ', 'v' + a.version.replace(/^v/, ''), ' · ', a.store, ' store · ',
+      el('b', { text: doc.data.id }), ' · ', (/^\d/.test(a.version) ? 'v' : '') + a.version, ' · ', a.store, ' store · ',
       el('b', { text: nf.format(a.sessions.active) }), ' active', ' · up ', el('span', { class: 'time', title: exact(a.started), text: duration((Date.now() - Date.parse(a.started)) / 1000) }));
   } catch { /* the table shows the error */ }
 }
@@ -292,7 +291,7 @@ async function loadDetail(id, signal) {
       ...prop('API key', a.api_key ? el('span', { class: 'mono', text: a.api_key }) : ''),
       ...prop('Connected', timeEl(a.connected)), ...prop('Last request', timeEl(a.last_request)),
       ...prop('Expires', timeEl(a.expires, 'idle timeout only')), ...prop('Idle', duration(a.idle)),
-      ...prop('I/O activity', nf.format(a.io_activity) + ' requests in 30 s'),
+      ...prop('I/O activity', nf.format(a.io_activity) + (a.io_activity === 1 ? ' request' : ' requests') + ' in the last 30 s'),
       ...prop('Memory', nf.format(a.memory.total) + ' bytes')),
     el('h3', { text: 'Data' }), json(a.data),
     el('h3', { text: 'User data' }), json(a.user_data),
