@@ -164,10 +164,10 @@ func TestConsoleInChromium(t *testing.T) {
 	pub, adm := "http://"+m.PublicAddr(), "http://"+m.AdminAddr()
 	admHdr := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pw"))}
 
-	open := func(user, name, client, addr, data string) (id, token string) {
+	openFor := func(user, name, client, addr, data string, expiresIn int) (id, token string) {
 		t.Helper()
 		body := fmt.Sprintf(`{"user_id":%q,"user_name":%q,"client":%q,"address":%q,"data":%s,"expires_in":%d}`,
-			user, name, client, addr, data, 8*3600)
+			user, name, client, addr, data, expiresIn)
 		code, _, b := do(t, call{"POST", pub + "/v1/sessions/open_session", body, nil})
 		if code != 200 {
 			t.Fatalf("open_session: %d %s", code, b)
@@ -178,6 +178,10 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		decode(t, b, &s)
 		return s.ID, s.AccessToken
+	}
+	open := func(user, name, client, addr, data string) (id, token string) {
+		t.Helper()
+		return openFor(user, name, client, addr, data, 8*3600)
 	}
 
 	// The console's files are served under the admin API's authentication.
@@ -191,8 +195,9 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 
-	// A few sessions of several users, one of them closed.
+	// A few sessions of several users, one closed, one expiring at once.
 	open("alice", "Alice Martin", "web", "203.0.113.7", `{"cart":3}`)
+	openFor("frank", "Frank Ruiz", "web", "203.0.113.12", `{"cart":0}`, 1)
 	open("bob", "Bob Chen", "ios", "198.51.100.23", `{"theme":"dark"}`)
 	gone, _ := open("carol", "Carol Diaz", "android", "192.0.2.44", `null`)
 	open("dave", "", "cli", "2001:db8::5", `{}`)
@@ -202,11 +207,12 @@ func TestConsoleInChromium(t *testing.T) {
 
 	b := newBrowser(t, "admin", "pw")
 	b.do("opening the console", chromedp.Navigate(adm+"/"))
-	b.wait("the first page", `document.querySelectorAll('#rows tr[data-id]').length === 4`)
-	if got := eval[string](b, `document.querySelector('#range').textContent`); got != "1–4 of 4 sessions" {
+	b.wait("the first page", `document.querySelectorAll('#rows tr[data-id]').length === 5`)
+	if got := eval[string](b, `document.querySelector('#range').textContent`); got != "1–5 of 5 sessions" {
 		t.Errorf("range: %q", got)
 	}
-	b.wait("the instance line", `document.querySelector('#instance').textContent.includes('3 active')`)
+	b.wait("the instance line", `/ · memory store · \d active · up /.test(document.querySelector('#instance').textContent)`)
+	b.wait("the expired session", `[...document.querySelectorAll('#rows .badge')].some(b => b.textContent === 'expired')`)
 	// A reload would forget this.
 	eval[bool](b, `window.__sameDocument = true`)
 
@@ -255,7 +261,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	b.do("choosing 25 a page", chromedp.SetValue(chromedp.ID("size"), "25"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('size').dispatchEvent(new Event('change'))`))
-	b.wait("35 sessions, 25 a page", `document.querySelector('#range').textContent === '1–25 of 35 sessions'`)
+	b.wait("36 sessions, 25 a page", `document.querySelector('#range').textContent === '1–25 of 36 sessions'`)
 	b.do("filtering by user", chromedp.SendKeys(chromedp.CSS(`#filters input[name=user]`), "bulk"))
 	b.wait("the filtered page", `document.querySelector('#range').textContent === '1–25 of 30 sessions'`)
 	if rows := eval[[][]string](b, rowsOf); len(rows) != 25 || rows[0][1] != "bulk" || rows[24][1] != "bulk" {
@@ -283,7 +289,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 
 	b.do("clearing the filters", chromedp.Click(chromedp.CSS(`#filters button[type=reset]`)))
-	b.wait("every session", `document.querySelector('#range').textContent === '1–25 of 35 sessions'`)
+	b.wait("every session", `document.querySelector('#range').textContent === '1–25 of 36 sessions'`)
 
 	if !eval[bool](b, `window.__sameDocument === true`) {
 		t.Error("the page was reloaded")
