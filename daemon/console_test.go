@@ -61,7 +61,6 @@ func newBrowser(t *testing.T, user, password string) *browser {
 		chromedp.ExecPath(findChromium(t)),
 		chromedp.NoSandbox, // tests run as root in containers, where the sandbox cannot start
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1360, 860),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
