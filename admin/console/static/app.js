@@ -408,6 +408,9 @@ function goPage(p) {
   state.page = p;
   state.seen = null;
   saveHash();
+  // From the pager at the bottom, show the new page from its top.
+  const card = document.querySelector('.card');
+  if (card.getBoundingClientRect().top < 0) card.scrollIntoView({ block: 'start' });
   refresh();
 }
 
