@@ -294,8 +294,15 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Error("the page was reloaded")
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	for _, e := range b.errors {
 		t.Errorf("the page logged %s", e)
 	}
+	b.mu.Unlock()
+
+	// A view the server refuses (a hand-edited address): the error is
+	// shown, and the console recovers when the view is fixed.
+	eval[string](b, `location.hash = '#page=1000000000000000'`)
+	b.wait("the error", `!document.querySelector('#error').hidden && document.querySelector('#error').textContent.includes('page[number] must be a whole number') && document.querySelector('#empty').textContent.startsWith('Could not load sessions')`)
+	eval[string](b, `location.hash = '#size=25'`)
+	b.wait("the recovery", `document.querySelector('#error').hidden && document.querySelector('#range').textContent === '1–25 of 36 sessions'`)
 }

@@ -233,7 +233,8 @@ function showError(e) {
   if (!e) { b.hidden = true; return; }
   b.textContent = e.message + (e.status === 401 ? '' : ' — retrying.');
   b.hidden = false;
-  if (!state.doc) {
+  // The table keeps the last page of this view; with none yet, say so.
+  if (state.sig === '') {
     $('rows').replaceChildren();
     $('empty').replaceChildren(el('strong', { text: 'Could not load sessions' }), e.message);
     $('empty').hidden = false;
