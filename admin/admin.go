@@ -13,6 +13,7 @@
 //	sessions.go /v1/sessions and its connections
 //	query.go    filter, page and fields parameters of a listing
 //	instance.go /v1/, the instance
+//	console/    the web console at / (embedded page, script and styles)
 //
 // A new resource adds its routes in routes() and its handlers in its own
 // file, using writeDoc, writeError and decodeDoc.
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"sessiond"
+	"sessiond/admin/console"
 	"sessiond/internal/auth"
 	"sessiond/internal/httpx"
 )
@@ -185,6 +187,11 @@ func (s *server) routes() {
 
 	if s.opts.Metrics != nil {
 		s.page("GET /metrics", s.opts.Metrics)
+	}
+	// The web console: its page at / and its assets under /console/.
+	c := console.New()
+	for _, p := range c.Patterns() {
+		s.page(p, c)
 	}
 	// The instance answers at /v1/ only: the bare / is the web console's.
 	s.page("GET "+APIPrefix+"/{$}", http.HandlerFunc(s.instance))
