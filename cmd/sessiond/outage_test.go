@@ -160,8 +160,10 @@ func testOutage(t *testing.T, store string, stop, start func()) {
 	start()
 	restarted := time.Now()
 	waitAcks(200)
+	mu.Lock()
 	t.Logf("writes resumed within %v of the restart; %d calls answered 503 meanwhile; slowest answer %v",
 		time.Since(restarted).Round(time.Millisecond), errs, slowest)
+	mu.Unlock()
 	if got := ready(); got != http.StatusOK {
 		t.Errorf("/health/ready after the database came back: %d, want 200", got)
 	}
