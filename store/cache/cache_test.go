@@ -417,6 +417,9 @@ func TestRaceOtherSession(t *testing.T) {
 	}
 }
 
+// Entries are served as read for MaxAge; from then until twice MaxAge the
+// old entry is served while a background read replaces it; past twice
+// MaxAge an entry is never served.
 func TestMaxAge(t *testing.T) {
 	c, in, clock := setup(t, cache.Options{MaxAge: 2 * time.Second})
 	readBoth(t, c)
@@ -426,13 +429,27 @@ func TestMaxAge(t *testing.T) {
 		t.Errorf("younger than MaxAge: %s, want the cached data", got.Data)
 	}
 	clock.Add(time.Millisecond)
-	if got := readBoth(t, c); string(got.Data) != `{"n":2}` {
-		t.Errorf("at MaxAge: %s, want a read through", got.Data)
+	readBoth(t, c) // at MaxAge: served, and read again in the background
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got := readBoth(t, c); string(got.Data) == `{"n":2}` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the entry was not read again in the background after MaxAge")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Never served at twice MaxAge, refreshing or not.
+	changeInner(t, in, `{"n":3}`)
+	clock.Add(4 * time.Second)
+	if got := readBoth(t, c); string(got.Data) != `{"n":3}` {
+		t.Errorf("at twice MaxAge: %s, want a read through", got.Data)
 	}
 	// A clock that went back does not keep an entry alive.
-	changeInner(t, in, `{"n":3}`)
+	changeInner(t, in, `{"n":4}`)
 	clock.Add(-time.Hour)
-	if got := readBoth(t, c); string(got.Data) != `{"n":3}` {
+	if got := readBoth(t, c); string(got.Data) != `{"n":4}` {
 		t.Errorf("clock went back: %s, want a read through", got.Data)
 	}
 }
@@ -441,9 +458,9 @@ func TestDefaultMaxAge(t *testing.T) {
 	c, in, clock := setup(t, cache.Options{})
 	readBoth(t, c)
 	changeInner(t, in, `{"n":2}`)
-	clock.Add(time.Second)
+	clock.Add(2 * time.Second)
 	if got := readBoth(t, c); string(got.Data) != `{"n":2}` {
-		t.Errorf("after 1s: %s, want a read through", got.Data)
+		t.Errorf("after 2s: %s, want a read through", got.Data)
 	}
 }
 
