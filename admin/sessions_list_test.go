@@ -16,6 +16,8 @@ import (
 	"sessiond/store/memory"
 	"sessiond/store/postgres"
 	"sessiond/store/postgres/pgtest"
+	"sessiond/store/redis"
+	"sessiond/store/redis/redistest"
 )
 
 // engines opens a fresh store of each engine the admin API is tested on.
@@ -34,6 +36,14 @@ var engines = []struct {
 	}},
 	{"postgres", func(t *testing.T) sessiond.Store {
 		st, err := postgres.Open(t.Context(), pgtest.Schema(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}},
+	{"redis", func(t *testing.T) sessiond.Store {
+		st, err := redis.Open(t.Context(), redistest.PrefixURL(t, redistest.BaseURL()), redis.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

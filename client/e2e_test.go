@@ -12,18 +12,22 @@ import (
 	"sessiond/config"
 	"sessiond/daemon"
 	"sessiond/store/postgres/pgtest"
+	"sessiond/store/redis/redistest"
 )
 
 // A whole daemon on each engine, driven by `sessiond sessions` and the
 // client: the store's name at GET /v1/ (never its URL), listing with a
 // filter and the gateway services, showing and closing in bulk.
 func TestSessionsEndToEnd(t *testing.T) {
-	for _, engine := range []string{"memory", "embedded", "postgres"} {
+	for _, engine := range []string{"memory", "embedded", "postgres", "redis"} {
 		t.Run(engine, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.Store = engine
-			if engine == "postgres" {
+			switch engine {
+			case "postgres":
 				cfg.Store = pgtest.Schema(t)
+			case "redis":
+				cfg.Store = redistest.PrefixURL(t, redistest.BaseURL())
 			}
 			cfg.DataDir = t.TempDir()
 			cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"

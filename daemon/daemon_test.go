@@ -16,6 +16,7 @@ import (
 	"sessiond"
 	"sessiond/config"
 	"sessiond/store/postgres/pgtest"
+	"sessiond/store/redis/redistest"
 )
 
 // startMain runs a whole daemon in-process on ephemeral ports.
@@ -76,11 +77,16 @@ func decode(t *testing.T, b []byte, v any) {
 // an API key from the admin API, the JSON-RPC API with it, the gateway to a
 // real upstream, and a session file.
 func TestEndToEnd(t *testing.T) {
-	for _, engine := range []string{"embedded", "memory", "postgres"} {
+	for _, engine := range []string{"embedded", "memory", "postgres", "redis", "redis-cluster"} {
 		t.Run(engine, func(t *testing.T) {
 			store := engine
-			if engine == "postgres" {
+			switch engine {
+			case "postgres":
 				store = pgtest.Schema(t)
+			case "redis":
+				store = redistest.PrefixURL(t, redistest.BaseURL())
+			case "redis-cluster":
+				store = redistest.StartCluster(t).URL()
 			}
 			var seen http.Header
 			upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
