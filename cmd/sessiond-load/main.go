@@ -523,8 +523,10 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			// Every session's keys and index entries, and its
 			// session.opened event in the stream's log (kept an hour).
 			if mem1, err := usedMemory(ctx, prefixes.rdb); err == nil {
-				n := large - len(ids)
-				fmt.Printf(" Redis used_memory %+d bytes for %d sessions, %d bytes per session;", mem1-mem0, n, (mem1-mem0)/int64(n))
+				n := int64(large - len(ids))
+				logs := streamMemory(ctx, prefixes.rdb, mainPrefix)
+				fmt.Printf(" Redis used_memory %+d bytes for %d sessions, %d bytes per session, %d of them the stream's log;",
+					mem1-mem0, n, (mem1-mem0)/n, logs/n)
 			}
 		}
 		if pg != nil {
