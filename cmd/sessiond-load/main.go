@@ -94,6 +94,18 @@ func main() {
 	}
 }
 
+// stopping is set on an interrupt: the load and the prefill stop sending,
+// so that the store's keys can be deleted without new ones coming.
+var stopping atomic.Bool
+
+// haltIfStopping parks the caller (the run) once stopping is set, until
+// the interrupt's handler exits, so that nothing half-measured is printed.
+func haltIfStopping() {
+	if stopping.Load() {
+		select {}
+	}
+}
+
 // stopCluster stops the private cluster of -redis-cluster (also on an
 // interrupt, after its keys are deleted); nil without one.
 var stopCluster func()
@@ -593,7 +605,7 @@ func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, id
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
+			for next.Add(1) <= int64(n) && !stopping.Load() {
 				s, tok, err := svc.Open(ctx, sessiond.OpenRequest{UserID: "user-" + strconv.Itoa(rand.IntN(100000)),
 					UserName: "Load User", Address: "127.0.0.1", Client: "load", Data: []byte(`{"cart":3}`), APIKeyID: keyID})
 				mu.Lock()
@@ -609,6 +621,7 @@ func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, id
 		}()
 	}
 	wg.Wait()
+	haltIfStopping()
 	return ids, tokens, firstErr
 }
 
@@ -633,7 +646,7 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 			var conn net.Conn
 			var br *bufio.Reader
 			buf := make([]byte, 0, 1024)
-			for time.Now().Before(deadline) {
+			for time.Now().Before(deadline) && !stopping.Load() {
 				if conn == nil {
 					var err error
 					if conn, err = net.Dial("tcp", addr); err != nil {
@@ -671,6 +684,7 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 		}(uint64(i + 1))
 	}
 	wg.Wait()
+	haltIfStopping()
 	if n := bad.Load(); n > 0 {
 		fmt.Printf("  (%s: %d failed requests)\n", addr, n)
 	}

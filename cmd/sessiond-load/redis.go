@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +111,19 @@ func (p *redisPrefixes) deleteOnInterrupt() func() {
 		select {
 		case s := <-sig:
 			fmt.Fprintf(os.Stderr, "\nsessiond-load: %s: deleting the keys\n", s)
+			// Stop the load first; the daemons still run, so delete
+			// again after their background writes (touches, batched
+			// events: within a second) have come.
+			stopping.Store(true)
+			time.Sleep(500 * time.Millisecond)
+			p.mu.Lock()
+			prefixes := slices.Clone(p.created)
+			p.mu.Unlock()
+			p.deleteAll()
+			time.Sleep(1500 * time.Millisecond)
+			p.mu.Lock()
+			p.created = append(prefixes, p.created...)
+			p.mu.Unlock()
 			p.deleteAll()
 			p.mu.Lock()
 			exits := p.onExit

@@ -8,11 +8,15 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"sessiond"
 	"sessiond/config"
@@ -48,10 +52,16 @@ func TestEngineLua(t *testing.T) {
 // The baseline's open writes the keys and fields that the engine's Create
 // writes for the same session; its get and verify find the engine's
 // sessions by id and by token; the prefixes' keys are deleted at the end.
+// On the shared server and on a private cluster.
 func TestBareRedis(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) { testBareRedis(t, redistest.BaseURL()) })
+	t.Run("cluster", func(t *testing.T) { testBareRedis(t, redistest.StartCluster(t).URL()) })
+}
+
+func testBareRedis(t *testing.T, url string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	prefixes, err := newRedisPrefixes(redistest.BaseURL())
+	prefixes, err := newRedisPrefixes(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +97,7 @@ func TestBareRedis(t *testing.T) {
 	// The same keys under each prefix (the stream's aside), the same
 	// session hash but its random first version.
 	keys := func(prefix string) []string {
-		all, err := redistest.Keys(ctx, redistest.BaseURL(), prefix)
+		all, err := redistest.Keys(ctx, url, prefix)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,5 +154,39 @@ func TestBareRedis(t *testing.T) {
 		if left := keys(p); len(left) > 0 {
 			t.Errorf("keys left under %s: %q", p, left)
 		}
+	}
+}
+
+// -redis-cluster's cluster serves a ClusterClient on every master, and
+// Stop stops its nodes and removes their directory.
+func TestPrivateCluster(t *testing.T) {
+	c, err := startCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	rdb, err := redisClient(c.URL() + "?prefix=x:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var masters atomic.Int64
+	if err := eachMaster(ctx, rdb, func(ctx context.Context, m *goredis.Client) error {
+		masters.Add(1)
+		return m.Ping(ctx).Err()
+	}); err != nil || masters.Load() != 3 {
+		t.Fatalf("masters: %d, %v; want 3", masters.Load(), err)
+	}
+	if used, err := usedMemory(ctx, rdb); err != nil || used <= 0 {
+		t.Errorf("used_memory: %d, %v", used, err)
+	}
+	if pids := serverPIDs(ctx, rdb); len(pids) != 3 {
+		t.Errorf("server pids: %v, want 3", pids)
+	}
+	c.Stop()
+	if _, err := os.Stat(c.dir); !os.IsNotExist(err) {
+		t.Errorf("the cluster's directory after Stop: %v", err)
 	}
 }
