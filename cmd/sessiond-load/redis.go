@@ -16,6 +16,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -300,7 +301,14 @@ func redisClient(rawURL string) (goredis.UniversalClient, error) {
 		o := &goredis.ClusterOptions{DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
 			PoolTimeout: timeout, ContextTimeoutEnabled: true}
 		if i := strings.LastIndex(rest, "@"); i >= 0 {
-			o.Username, o.Password, _ = strings.Cut(rest[:i], ":")
+			user, pass, _ := strings.Cut(rest[:i], ":")
+			var err error
+			if o.Username, err = url.PathUnescape(user); err == nil {
+				o.Password, err = url.PathUnescape(pass)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", config.Redact(rawURL), err)
+			}
 			rest = rest[i+1:]
 		}
 		if i := strings.IndexAny(rest, "/"); i >= 0 {
