@@ -16,6 +16,16 @@
 // baseline measured in the same rounds: "bare pgx", a handler of T's shape
 // that runs the engine's own statement for the operation (by id, by token
 // hash, the INSERT) through a pgxpool, on a table of the engine's schema.
+//
+// With -store redis://host:port/db or redis+cluster://h1:p1,h2:p2,...,
+// every daemon runs under a key prefix of its own (?prefix=load<hex>:),
+// whose keys are deleted at the end (on every master) and on Ctrl-C, and
+// the second baseline is "bare go-redis": a handler of T's shape running
+// the engine's own commands for the operation (HGETALL of the session;
+// GET of the token pointer, then HGETALL; SET NX of the pointer, then
+// EVALSHA of the engine's create script) through one go-redis client of
+// the engine's kind. -redis-cluster starts a private three-master
+// cluster (redis-server and redis-cli from $PATH) and runs on it.
 package main
 
 import (
@@ -60,15 +70,45 @@ func main() {
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario (servers and load; not the baselines, not the set-up) to `prefix`.<scenario>.<round>")
 		eachFlag = flag.Bool("each", false, "print every round's figures, not only the medians")
 		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")
-		store    = flag.String("store", "embedded", "the daemons' store: embedded, or a PostgreSQL URL (postgres://user@host:port/db), on which each daemon and the bare pgx baseline get a fresh schema, dropped at the end")
+		store    = flag.String("store", "embedded", "the daemons' store: embedded, a PostgreSQL URL (postgres://user@host:port/db), on which each daemon and the bare pgx baseline get a fresh schema, dropped at the end, or a Redis URL (redis://host:port/db, redis+cluster://h1:p1,h2:p2,...), on which each gets a key prefix of its own, deleted at the end")
+		cluster  = flag.Bool("redis-cluster", false, "start a private three-master Redis Cluster (redis-server, redis-cli) in a temporary directory, run on it (-store is ignored), and stop it at the end")
 	)
 	flag.Parse()
 	profilePrefix, tracePrefix, each = *cpuprof, *tracep, *eachFlag
-	if err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir, *store); err != nil {
+	if *cluster {
+		c, err := startCluster()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sessiond-load:", err)
+			os.Exit(1)
+		}
+		*store = c.URL()
+		stopCluster = c.Stop
+	}
+	err := run(*duration, *conns, *rounds, *large, *settle, *only, *dataDir, *store)
+	if stopCluster != nil {
+		stopCluster()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sessiond-load:", err)
 		os.Exit(1)
 	}
 }
+
+// stopping is set on an interrupt: the load and the prefill stop sending,
+// so that the store's keys can be deleted without new ones coming.
+var stopping atomic.Bool
+
+// haltIfStopping parks the caller (the run) once stopping is set, until
+// the interrupt's handler exits, so that nothing half-measured is printed.
+func haltIfStopping() {
+	if stopping.Load() {
+		select {}
+	}
+}
+
+// stopCluster stops the private cluster of -redis-cluster (also on an
+// interrupt, after its keys are deleted); nil without one.
+var stopCluster func()
 
 // profilePrefix and tracePrefix, when set, name the CPU profiles and the
 // execution traces written per round of each scenario.
@@ -184,9 +224,18 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		pgSchema string // the main daemon's schema
 	)
 	onPG := strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
-	if !onPG && store != "embedded" {
-		return fmt.Errorf("-store %s: embedded or a postgres:// URL", config.Redact(store))
+	onRedis := isRedisURL(store)
+	if !onPG && !onRedis && store != "embedded" {
+		return fmt.Errorf("-store %s: embedded, a postgres:// URL or a redis:// or redis+cluster:// URL", config.Redact(store))
 	}
+	// On Redis: a key prefix for each daemon and one for the bare
+	// go-redis baseline's opens, all deleted at the end. rd is nil
+	// elsewhere.
+	var (
+		prefixes   *redisPrefixes
+		rd         *bareRedis
+		mainPrefix string
+	)
 	daemonStore := func() (string, error) { return "embedded", nil }
 	if onPG {
 		schemas = &pgSchemas{base: store}
@@ -200,6 +249,25 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 				pgSchema = name
 			}
 			return u, err
+		}
+	}
+
+	if onRedis {
+		var err error
+		if prefixes, err = newRedisPrefixes(store); err != nil {
+			return err
+		}
+		defer prefixes.Close()
+		if stopCluster != nil {
+			prefixes.onExit = append(prefixes.onExit, stopCluster)
+		}
+		defer prefixes.deleteOnInterrupt()()
+		daemonStore = func() (string, error) {
+			prefix, u := prefixes.create()
+			if mainPrefix == "" {
+				mainPrefix = prefix
+			}
+			return u, nil
 		}
 	}
 
@@ -238,6 +306,14 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		fmt.Printf("  (store %s: schemas %s for sessiond, %s for bare pgx; pools of %d connections)\n",
 			config.Redact(store), pgSchema, pg.schema, pg.pool.Config().MaxConns)
 	}
+	if onRedis {
+		cfg := config.Default()
+		openPrefix, _ := prefixes.create()
+		rd = &bareRedis{rdb: prefixes.rdb, prefix: mainPrefix, openPrefix: openPrefix,
+			idle: cfg.IdleTimeout, keep: cfg.Retention + time.Hour}
+		fmt.Printf("  (store %s: prefix %s for sessiond, %s for bare go-redis's opens; appendonly %s)\n",
+			config.Redact(store), mainPrefix, openPrefix, redisConfig(ctx, prefixes.rdb, "appendonly"))
+	}
 
 	post := func(path string, body func(r *rand.Rand) string, hdr string) builder {
 		return func(r *rand.Rand, b []byte) []byte {
@@ -266,21 +342,37 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		}
 		return append(refs, baseline{"bare pgx", serve(h()), req, target})
 	}
+	// withRedis adds the bare go-redis baseline on Redis likewise.
+	withRedis := func(refs []baseline, h func() http.Handler, req builder, target float64) []baseline {
+		if rd == nil {
+			return refs
+		}
+		return append(refs, baseline{"bare go-redis", serve(h()), req, target})
+	}
 
-	// loadPG is load, and on PostgreSQL also the database server's CPU
-	// time per 2xx response (0 on the embedded store).
-	postmaster := 0
+	// loadPG is load, and on PostgreSQL or Redis also the database
+	// server's CPU time per 2xx response (the masters' on a cluster; 0 on
+	// the embedded store, or when the server is not on this machine).
+	var dbCPU func() time.Duration
+	dbName := ""
 	if onPG {
-		postmaster = schemas.postmaster(ctx)
+		if pm := schemas.postmaster(ctx); pm != 0 {
+			dbCPU, dbName = func() time.Duration { return serverCPU(pm) }, "PostgreSQL's"
+		}
+	}
+	if onRedis {
+		if pids := serverPIDs(ctx, prefixes.rdb); pids != nil {
+			dbCPU, dbName = func() time.Duration { return processCPU(pids) }, "Redis's"
+		}
 	}
 	loadPG := func(addr string, c int, d time.Duration, build builder) (float64, time.Duration, time.Duration) {
-		if postmaster == 0 {
+		if dbCPU == nil {
 			n, cpu := load(addr, c, d, build)
 			return n, cpu, 0
 		}
-		pg0 := serverCPU(postmaster)
+		db0 := dbCPU()
 		n, cpu := load(addr, c, d, build)
-		return n, cpu, time.Duration(float64(serverCPU(postmaster)-pg0) / max(n*d.Seconds(), 1))
+		return n, cpu, time.Duration(float64(dbCPU()-db0) / max(n*d.Seconds(), 1))
 	}
 
 	var results []result
@@ -333,8 +425,8 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 					cpus += fmt.Sprintf(" / %.1f", float64(refCPU[j])/1e3)
 					dbs += fmt.Sprintf(" / %.1f", float64(refDB[j])/1e3)
 				}
-				if onPG {
-					cpus += " µs; PostgreSQL's " + dbs
+				if dbName != "" {
+					cpus += " µs; " + dbName + " " + dbs
 				}
 				fmt.Printf("%s (CPU per request %s µs)\n", line, cpus)
 			}
@@ -349,8 +441,9 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	}
 
 	if enabled("get1k") {
-		measure("get1k", "get_session_by_id, 1k stored", withPG(T(0.8), func() http.Handler { return pg.get(fixed) },
-			post("/", idBody(ids), ""), 0), sd, getReq(ids), conns)
+		refs := withPG(T(0.8), func() http.Handler { return pg.get(fixed) }, post("/", idBody(ids), ""), 0)
+		refs = withRedis(refs, func() http.Handler { return rd.get(fixed) }, post("/", idBody(ids), ""), 0)
+		measure("get1k", "get_session_by_id, 1k stored", refs, sd, getReq(ids), conns)
 	}
 	if enabled("open") {
 		openBody := func(r *rand.Rand) string {
@@ -390,6 +483,10 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			// INSERT alone, not T.
 			refs = withPG(T(0), func() http.Handler { return pgOpen.open(fixed) }, post("/", openBody, ""), 0.8)
 		}
+		if rd != nil {
+			// On Redis too: against the engine's create commands alone.
+			refs = withRedis(T(0), func() http.Handler { return rd.open(fixed) }, post("/", openBody, ""), 0.8)
+		}
 		measure("open", "open_session, durable, 64 clients", refs, om.PublicAddr(), open, 64)
 		if err := om.Close(); err != nil {
 			return err
@@ -401,8 +498,9 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			return `{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + tokens[r.IntN(len(tokens))] + `"}}`
 		}, hdr)
 		tokenReq := post("/", func(r *rand.Rand) string { return `{"token":"` + tokens[r.IntN(len(tokens))] + `"}` }, "")
-		measure("verify", "session.verify_session_token", withPG(T(0.8), func() http.Handler { return pg.verify(fixed) }, tokenReq, 0),
-			sd, verify, conns)
+		refs := withPG(T(0.8), func() http.Handler { return pg.verify(fixed) }, tokenReq, 0)
+		refs = withRedis(refs, func() http.Handler { return rd.verify(fixed) }, tokenReq, 0)
+		measure("verify", "session.verify_session_token", refs, sd, verify, conns)
 	}
 	if enabled("gateway") {
 		gw := func(r *rand.Rand, b []byte) []byte {
@@ -419,14 +517,29 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		// engine's SELECT of the token: a gateway without a cache.
 		refs := withPG([]baseline{{"bare ReverseProxy", bareProxy, plain, 0.85}},
 			func() http.Handler { return pg.gateway(bareProxyHandler) }, gw, 0)
+		refs = withRedis(refs, func() http.Handler { return rd.gateway(bareProxyHandler) }, gw, 0)
 		measure("gateway", "gateway GET, trivial upstream", refs, sd, gw, conns)
 	}
 	if enabled("getlarge") && large > len(ids) {
 		start := time.Now()
 		fmt.Printf("  (storing %d sessions...", large)
+		var mem0 int64
+		if onRedis {
+			mem0, _ = usedMemory(ctx, prefixes.rdb)
+		}
 		all, _, err := prefill(ctx, svc, "", large-len(ids), ids, nil)
 		if err != nil {
 			return err
+		}
+		if onRedis {
+			// Every session's keys and index entries, and its
+			// session.opened event in the stream's log (kept an hour).
+			if mem1, err := usedMemory(ctx, prefixes.rdb); err == nil {
+				n := int64(large - len(ids))
+				logs := streamMemory(ctx, prefixes.rdb, mainPrefix)
+				fmt.Printf(" Redis used_memory %+d bytes for %d sessions, %d bytes per session, %d of them the stream's log;",
+					mem1-mem0, n, (mem1-mem0)/n, logs/n)
+			}
 		}
 		if pg != nil {
 			if err := pg.copySessions(ctx, pgSchema); err != nil {
@@ -439,8 +552,9 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		fmt.Printf("  (Go heap in use with %s sessions stored: %d MiB)\n", human(large), ms.HeapInuse>>20)
-		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)),
-			withPG(T(0.75), func() http.Handler { return pg.get(fixed) }, post("/", idBody(all), ""), 0), sd, getReq(all), conns)
+		refs := withPG(T(0.75), func() http.Handler { return pg.get(fixed) }, post("/", idBody(all), ""), 0)
+		refs = withRedis(refs, func() http.Handler { return rd.get(fixed) }, post("/", idBody(all), ""), 0)
+		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)), refs, sd, getReq(all), conns)
 	}
 
 	fmt.Println()
@@ -491,7 +605,7 @@ func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, id
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
+			for next.Add(1) <= int64(n) && !stopping.Load() {
 				s, tok, err := svc.Open(ctx, sessiond.OpenRequest{UserID: "user-" + strconv.Itoa(rand.IntN(100000)),
 					UserName: "Load User", Address: "127.0.0.1", Client: "load", Data: []byte(`{"cart":3}`), APIKeyID: keyID})
 				mu.Lock()
@@ -507,6 +621,7 @@ func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, id
 		}()
 	}
 	wg.Wait()
+	haltIfStopping()
 	return ids, tokens, firstErr
 }
 
@@ -531,7 +646,7 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 			var conn net.Conn
 			var br *bufio.Reader
 			buf := make([]byte, 0, 1024)
-			for time.Now().Before(deadline) {
+			for time.Now().Before(deadline) && !stopping.Load() {
 				if conn == nil {
 					var err error
 					if conn, err = net.Dial("tcp", addr); err != nil {
@@ -569,6 +684,7 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 		}(uint64(i + 1))
 	}
 	wg.Wait()
+	haltIfStopping()
 	if n := bad.Load(); n > 0 {
 		fmt.Printf("  (%s: %d failed requests)\n", addr, n)
 	}

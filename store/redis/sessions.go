@@ -305,25 +305,33 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]sessiond.UserSession, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	gs, err := s.userGroups(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
 	set := func(g int) string {
 		return s.base(g) + "ua:" + strconv.Itoa(len(apiKeyID)) + ":" + apiKeyID + ":" + userID
 	}
-	// The count first, from the sets alone.
+	// The count first, from the sets alone: the home group's, with the
+	// user's strays (both in the home's slot) in one round trip, as
+	// every open asks; then the strays' in a second, if there are any.
+	home := homeOf(userID)
 	pipe := s.rdb.Pipeline()
-	counts := make([]*goredis.IntCmd, len(gs))
-	for i, g := range gs {
-		counts[i] = pipe.SCard(ctx, set(g))
-	}
+	strays := pipe.ZRange(ctx, s.strayKey(home, userID), 0, -1)
+	homeCount := pipe.SCard(ctx, set(home))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, s.wrap(err)
 	}
-	total := 0
-	for _, c := range counts {
-		total += int(c.Val())
+	gs := withStrays(home, strays.Val())
+	total := int(homeCount.Val())
+	if len(gs) > 1 {
+		pipe = s.rdb.Pipeline()
+		counts := make([]*goredis.IntCmd, len(gs)-1)
+		for i, g := range gs[1:] {
+			counts[i] = pipe.SCard(ctx, set(g))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, s.wrap(err)
+		}
+		for _, c := range counts {
+			total += int(c.Val())
+		}
 	}
 	if total < min || total == 0 {
 		return nil, nil
@@ -376,17 +384,26 @@ func (s *Store) UserSessions(ctx context.Context, apiKeyID, userID string, min i
 // home, then the strays recorded there.
 func (s *Store) userGroups(ctx context.Context, userID string) ([]int, error) {
 	home := homeOf(userID)
-	strays, err := s.rdb.ZRange(ctx, s.base(home)+"x:"+userID, 0, -1).Result()
+	strays, err := s.rdb.ZRange(ctx, s.strayKey(home, userID), 0, -1).Result()
 	if err != nil {
 		return nil, s.wrap(err)
 	}
+	return withStrays(home, strays), nil
+}
+
+// strayKey is the user's list of stray groups, in the home group.
+func (s *Store) strayKey(home int, userID string) string { return s.base(home) + "x:" + userID }
+
+// withStrays returns the home group, then the stray groups recorded (hex)
+// other than the home.
+func withStrays(home int, strays []string) []int {
 	gs := []int{home}
 	for _, x := range strays {
 		if g, err := strconv.ParseUint(x, 16, 8); err == nil && int(g) != home {
 			gs = append(gs, int(g))
 		}
 	}
-	return gs, nil
+	return gs
 }
 
 // CloseExpired runs the closing script on every group, pipelined, and
