@@ -316,6 +316,22 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	for i, id := range ids {
 		times[i] = latest[id]
 	}
+	// Chunks in id order, each bounded by the operation timeout on its
+	// own: a flush of a busy second can hold more rows than one bound fits.
+	for len(ids) > 0 {
+		n := min(len(ids), touchChunk)
+		if err := s.touch(ctx, ids[:n], times[:n]); err != nil {
+			return err
+		}
+		ids, times = ids[n:], times[n:]
+	}
+	return nil
+}
+
+// touchChunk is how many sessions one statement of Touch updates.
+const touchChunk = 5000
+
+func (s *Store) touch(ctx context.Context, ids []string, times []time.Time) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	return s.wrap(retry(ctx, func() error {

@@ -274,6 +274,22 @@ func byGroup[T any](items []T, id func(T) string) [][]T {
 }
 
 func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
+	// Chunks, each bounded by the operation timeout on its own: a flush
+	// of a busy second can hold hundreds of thousands of sessions, which
+	// no single bound fits.
+	for len(touches) > touchChunk {
+		if err := s.touch(ctx, touches[:touchChunk]); err != nil {
+			return err
+		}
+		touches = touches[touchChunk:]
+	}
+	return s.touch(ctx, touches)
+}
+
+// touchChunk is how many touches one round of scripts carries.
+const touchChunk = 5000
+
+func (s *Store) touch(ctx context.Context, touches []sessiond.Touch) error {
 	if len(touches) == 0 {
 		return nil
 	}

@@ -879,3 +879,33 @@ func testPing(t *testing.T, s sessiond.Store) {
 		t.Errorf("Ping = %v, want nil", err)
 	}
 }
+
+// testTouchMany: one Touch of more sessions than an engine may write in
+// one statement (engines chunk it): every session is touched, and one
+// given twice in the batch gets the later time.
+func testTouchMany(t *testing.T, s sessiond.Store) {
+	ctx := t.Context()
+	const n = 6000
+	touches := make([]sessiond.Touch, 0, n+1)
+	for i := range n {
+		id := fmt.Sprintf("m%05d", i)
+		sess := active(id, T0)
+		sess.UserID, sess.User, sess.Data = "", nil, nil
+		mustCreate(t, s, sess)
+		touches = append(touches, sessiond.Touch{ID: id, Time: at(time.Duration(i) * time.Millisecond)})
+	}
+	touches = append(touches, sessiond.Touch{ID: "m00000", Time: at(time.Hour)})
+	if err := s.Touch(ctx, touches); err != nil {
+		t.Fatalf("Touch of %d: %v", len(touches), err)
+	}
+	for _, i := range []int{0, 1, n / 2, n - 1} {
+		id := fmt.Sprintf("m%05d", i)
+		want := at(time.Duration(i) * time.Millisecond)
+		if i == 0 {
+			want = at(time.Hour)
+		}
+		if got := mustGet(t, s, id).RequestTime; !got.Equal(want) {
+			t.Errorf("%s: request_time %v, want %v", id, got, want)
+		}
+	}
+}

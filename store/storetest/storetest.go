@@ -60,6 +60,7 @@ func Run(t *testing.T, e Engine) {
 		{"ListOrder", testListOrder},
 		{"ListPaging", testListPaging},
 		{"Touch", testTouch},
+		{"TouchMany", testTouchMany},
 		{"CloseExpired", testCloseExpired},
 		{"CloseExpiredMany", testCloseExpiredMany},
 		{"UserSessions", testUserSessions},
