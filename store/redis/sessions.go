@@ -488,15 +488,20 @@ func (s *Store) sweep(ctx context.Context, mk func(g int) call, done func(contex
 	}
 	var ids []string
 	for len(todo) > 0 {
+		// sweepWindow groups at a time, each window bounded by the
+		// operation timeout on its own: a window is at most
+		// sweepWindow × batchSize sessions, whatever the backlog (a
+		// million due sessions took longer than one bound in one round).
+		window := todo[:min(len(todo), sweepWindow)]
+		todo = todo[len(window):]
 		err := func() error {
 			ctx, cancel := s.op(ctx)
 			defer cancel()
-			calls := make([]call, len(todo))
-			for i, g := range todo {
+			calls := make([]call, len(window))
+			for i, g := range window {
 				calls[i] = mk(g)
 			}
 			cmds, err := s.evalMany(ctx, calls)
-			var next []int
 			for i, cmd := range cmds {
 				res, cerr := cmd.Slice()
 				if cerr != nil {
@@ -505,10 +510,9 @@ func (s *Store) sweep(ctx context.Context, mk func(g int) call, done func(contex
 				got, more := done(ctx, res)
 				ids = append(ids, got...)
 				if more {
-					next = append(next, todo[i])
+					todo = append(todo, window[i])
 				}
 			}
-			todo = next
 			return err
 		}()
 		if err != nil {
@@ -517,6 +521,10 @@ func (s *Store) sweep(ctx context.Context, mk func(g int) call, done func(contex
 	}
 	return ids, nil
 }
+
+// sweepWindow is how many groups one round of the sweep or the purge
+// sends at once.
+const sweepWindow = 16
 
 // forgetStrays drops, from every home group, the stray groups that were
 // not used for strayMargin and hold no session of their user any more.
