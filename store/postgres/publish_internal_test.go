@@ -34,8 +34,9 @@ func TestPublishLeavesSynchronousCommit(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
+	// Closes are sent before Publish returns (opens go in the background).
 	for i := range 3 {
-		if err := s.Stream().Publish(ctx, sessiond.Event{Kind: sessiond.EventOpened, SessionID: "s" + strconv.Itoa(i)}); err != nil {
+		if err := s.Stream().Publish(ctx, sessiond.Event{Kind: sessiond.EventClosed, SessionID: "s" + strconv.Itoa(i), Reason: sessiond.ReasonClosed}); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 		var got string
