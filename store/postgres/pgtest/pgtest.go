@@ -242,7 +242,13 @@ func (s *Server) signal(sig syscall.Signal) {
 	if err != nil {
 		s.t.Fatalf("pgtest: postmaster.pid: %v", err)
 	}
-	pids := []int{pm}
+	// The postmaster first, so that it forks no backend between the
+	// listing of its children and their signal (a connection the pool
+	// opened at that moment would go on answering).
+	if err := syscall.Kill(pm, sig); err != nil && err != syscall.ESRCH {
+		s.t.Fatalf("pgtest: signal %v to %d: %v", sig, pm, err)
+	}
+	var pids []int
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, st := range stats {
 		b, err := os.ReadFile(st)
