@@ -30,15 +30,13 @@ import (
 	"sessiond/store/postgres"
 )
 
-// The engine's SQL (store/postgres/sessions.go), word for word: the bare
-// pgx baseline runs exactly what sessiond runs for the same operation.
+// The engine's own statements: the bare pgx baseline runs exactly what
+// sessiond runs for the same operation.
 const (
-	engineColumns = `id, user_id, user_name, active, open_time, request_time, close_time,
-	expire_time, close_reason, address, client, user_json, data, api_key_id, token_hash`
-	engineGet    = `SELECT ` + engineColumns + ` FROM sessions WHERE id = $1`
-	engineVerify = `SELECT ` + engineColumns + ` FROM sessions WHERE token_hash = $1`
-	engineInsert = `INSERT INTO sessions (` + engineColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	engineColumns = postgres.SQLColumns
+	engineGet     = postgres.SQLGet
+	engineVerify  = postgres.SQLGetByToken
+	engineInsert  = postgres.SQLInsert
 )
 
 // pgSchemas creates fresh schemas on one database and drops them all at

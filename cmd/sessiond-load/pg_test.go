@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,25 +14,6 @@ import (
 	"sessiond/store/postgres"
 	"sessiond/store/postgres/pgtest"
 )
-
-// The bare pgx baseline runs the engine's statements word for word: a
-// change to the engine's SQL must be made in pg.go too.
-func TestEngineSQL(t *testing.T) {
-	src, err := os.ReadFile("../../store/postgres/sessions.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		"sessionColumns = `" + engineColumns + "`",
-		"`SELECT `+sessionColumns+` FROM sessions WHERE id = $1`",
-		"`SELECT `+sessionColumns+` FROM sessions WHERE token_hash = $1`",
-		"`INSERT INTO sessions (`+sessionColumns+`)\n\t\tVALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`",
-	} {
-		if !strings.Contains(string(src), want) {
-			t.Errorf("store/postgres/sessions.go no longer has\n%s", want)
-		}
-	}
-}
 
 // The baseline's schemas are made, migrated, filled from a daemon's and
 // dropped; its handlers find the daemon's sessions by id and by token and

@@ -30,6 +30,7 @@ import (
 
 	"sessiond"
 	"sessiond/config"
+	"sessiond/store/redis"
 )
 
 // isRedisURL reports whether store names a Redis server or cluster.
@@ -539,7 +540,6 @@ func sessionFields(sess *sessiond.Session) []any {
 	return f
 }
 
-// createScript is the engine's create script: luaCommon and luaCreate of
-// store/redis/scripts.go, word for word (TestEngineLua checks), so that
-// its SHA is the engine's.
-var createScript = goredis.NewScript(luaCommon + luaCreate)
+// createScript is the engine's create script itself, so that its SHA is
+// the engine's.
+var createScript = goredis.NewScript(redis.CreateScript)

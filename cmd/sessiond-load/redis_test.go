@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,31 +19,6 @@ import (
 	"sessiond/store/redis"
 	"sessiond/store/redis/redistest"
 )
-
-// The bare go-redis baseline runs the engine's create script word for
-// word: a change to luaCommon or luaCreate must be made in redislua.go
-// too.
-func TestEngineLua(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "../../store/redis/scripts.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := map[string]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Values) == 1 {
-			if lit, ok := vs.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				v, _ := strconv.Unquote(lit.Value)
-				engine[vs.Names[0].Name] = v
-			}
-		}
-		return true
-	})
-	for name, ours := range map[string]string{"luaCommon": luaCommon, "luaCreate": luaCreate} {
-		if engine[name] != ours {
-			t.Errorf("store/redis/scripts.go's %s differs from redislua.go's", name)
-		}
-	}
-}
 
 // The baseline's open writes the keys and fields that the engine's Create
 // writes for the same session; its get and verify find the engine's

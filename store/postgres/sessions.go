@@ -21,6 +21,17 @@ const batchSize = 1000
 const sessionColumns = `id, user_id, user_name, active, open_time, request_time, close_time,
 	expire_time, close_reason, address, client, user_json, data, api_key_id, token_hash`
 
+// The statements of Create, Get and GetByTokenHash, exported for baselines
+// that must run exactly the engine's SQL (cmd/sessiond-load). SQLInsert
+// takes the columns of SQLColumns in order.
+const (
+	SQLColumns    = sessionColumns
+	SQLGet        = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
+	SQLGetByToken = `SELECT ` + sessionColumns + ` FROM sessions WHERE token_hash = $1`
+	SQLInsert     = `INSERT INTO sessions (` + sessionColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+)
+
 // scanSession reads one row of sessionColumns.
 func scanSession(row pgx.Row) (*sessiond.Session, error) {
 	var (
@@ -89,8 +100,7 @@ func notFound(what, id string) error {
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+	_, err := s.pool.Exec(ctx, SQLInsert,
 		sess.ID, sess.UserID, sess.UserName, sess.Active, sess.OpenTime, sess.RequestTime, nullTime(sess.CloseTime),
 		nullTime(sess.ExpireTime), sess.CloseReason, sess.Address, sess.Client, nullBytes(sess.User), nullBytes(sess.Data),
 		sess.APIKeyID, tokenParam(sess.TokenHash))
@@ -101,14 +111,14 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 }
 
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
-	return s.getOne(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id, notFound("session", id))
+	return s.getOne(ctx, SQLGet, id, notFound("session", id))
 }
 
 func (s *Store) GetByTokenHash(ctx context.Context, hash []byte) (*sessiond.Session, error) {
 	if len(hash) == 0 {
 		return nil, sessiond.Errorf(sessiond.ENOTFOUND, "token not found")
 	}
-	return s.getOne(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = $1`, hash,
+	return s.getOne(ctx, SQLGetByToken, hash,
 		sessiond.Errorf(sessiond.ENOTFOUND, "token not found"))
 }
 

@@ -327,6 +327,11 @@ type scripts struct {
 
 func group(src string) *goredis.Script { return goredis.NewScript(luaCommon + src) }
 
+// CreateScript is the source of the script Create runs (KEYS: the
+// session's group base; ARGV as Create passes them), for baselines that
+// must run exactly the engine's commands (cmd/sessiond-load).
+const CreateScript = luaCommon + luaCreate
+
 var lua = scripts{
 	create: group(luaCreate), update: group(luaUpdate), delete: group(luaDelete), touch: group(luaTouch),
 	closeExpired: group(luaCloseExpired), purge: group(luaPurge), stats: group(luaStats),
