@@ -14,17 +14,17 @@ import (
 // with ReasonEvicted.
 //
 // The limit is kept after the Create, not before: an open stores its
-// session, then asks the store whether the user now has more than the
-// limit. Of any two concurrent opens of a user, the later to ask sees both
-// sessions stored, so the last of a group of opens sees them all and
+// session and, in the same trip to the store, learns whether the user may
+// now hold more than the limit (Store.Create's crowded, counted after the
+// write). Of any two concurrent opens of a user, the later to count sees
+// both sessions stored, so the last of a group of opens sees them all and
 // closes what is over the limit: the user ends at the limit, whatever the
 // interleaving, and may exceed it only for the moment between a Create
-// and that check. The common case, a user below the limit, costs one
-// in-memory lookup of the engine (Store.UserSessions with min = limit+1
-// answers "none") and no store write; only an open that finds too many
-// takes the user's lock (striped by hash of the user, so that two opens
-// do not close one session twice or close more than needed), lists the
-// user's sessions again and closes the least recently used ones.
+// and its eviction. The common case, a user below the limit, costs no
+// more than the Create; only a crowded open takes the user's lock
+// (striped by hash of the user, so that two opens do not close one
+// session twice or close more than needed), lists the user's sessions
+// and closes the least recently used ones.
 
 type userLimiter struct {
 	seed  maphash.Seed
@@ -33,18 +33,15 @@ type userLimiter struct {
 
 // keepUserLimit closes the least recently used sessions of the user of
 // the just-opened session sess while the user has more than the limit
-// open. sess itself is never closed.
+// open; it is called when Create found the user crowded. sess itself is
+// never closed.
 func (s *Service) keepUserLimit(ctx context.Context, sess *Session) error {
 	limit := s.cfg.MaxUserSessions
-	over, err := s.store.UserSessions(ctx, sess.APIKeyID, sess.UserID, limit+1)
-	if err != nil || len(over) == 0 {
-		return err
-	}
 	l := &s.users
 	mu := &l.evict[maphash.String(l.seed, sess.UserID)%uint64(len(l.evict))]
 	mu.Lock()
 	defer mu.Unlock()
-	// Again under the lock: an eviction that held it may have made room.
+	// Under the lock: an eviction that held it may have made room.
 	list, err := s.store.UserSessions(ctx, sess.APIKeyID, sess.UserID, limit+1)
 	if err != nil || len(list) == 0 {
 		return err

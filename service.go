@@ -293,11 +293,12 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (*Session, string, 
 	if req.ExpiresIn > 0 {
 		sess.ExpireTime = now.Add(req.ExpiresIn)
 	}
-	if err := s.store.Create(ctx, sess); err != nil {
+	crowded, err := s.store.Create(ctx, sess, s.cfg.MaxUserSessions+1)
+	if err != nil {
 		return nil, "", err
 	}
 	s.publish(ctx, Event{Kind: EventOpened, SessionID: sess.ID, APIKeyID: sess.APIKeyID, UserID: sess.UserID, Time: now})
-	if sess.UserID != "" {
+	if crowded && sess.UserID != "" {
 		// The session is stored: a failure here is logged, and the next
 		// open of the user closes what is over the limit.
 		if err := s.keepUserLimit(ctx, sess); err != nil {

@@ -236,7 +236,15 @@ type ConnDelta struct {
 // skip/take/total, REST by user, the admin listing) is a List.
 type Store interface {
 	// Create stores a new session. ECONFLICT if the id or token hash exists.
-	Create(ctx context.Context, s *Session) error
+	//
+	// It also answers the per-user limit's question in the same trip to
+	// the store: when userMin > 0 and s.UserID is not empty, crowded
+	// reports whether s's user, under s's API key, may now hold at least
+	// userMin active sessions, s included. The count is taken after the
+	// write, so that of two concurrent Creates of one user the later
+	// counts both. false must be certain; an engine that cannot tell
+	// cheaply answers true, and the Service then asks UserSessions.
+	Create(ctx context.Context, s *Session, userMin int) (crowded bool, err error)
 	// Get returns the session with the id. ENOTFOUND if there is none.
 	Get(ctx context.Context, id string) (*Session, error)
 	// GetByTokenHash returns the session with the token hash. ENOTFOUND if
@@ -264,9 +272,8 @@ type Store interface {
 	// UserSessions returns the active sessions (Active, whether alive or
 	// dead) whose UserID is userID and APIKeyID is apiKeyID, in no order,
 	// when there are at least min of them, and none when there are fewer.
-	// userID is not empty. The Service calls it on every open with a
-	// user_id to keep the per-user limit, so an engine answers the common
-	// case (a user far below min) without reading any session.
+	// userID is not empty. The Service calls it when Create reports a
+	// crowded user, to keep the per-user limit.
 	UserSessions(ctx context.Context, apiKeyID, userID string, min int) ([]UserSession, error)
 	// Purge deletes closed sessions whose CloseTime is before the given time
 	// and returns their ids.

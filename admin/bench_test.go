@@ -110,7 +110,7 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 				if i >= n {
 					return
 				}
-				if err := st.Create(context.Background(), benchSession(i, start)); err != nil && sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+				if _, err := st.Create(context.Background(), benchSession(i, start), 0); err != nil && sessiond.ErrorCode(err) != sessiond.ECONFLICT {
 					errs <- err
 					return
 				}

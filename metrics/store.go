@@ -100,11 +100,11 @@ func storeFailure(err error) bool {
 	return false
 }
 
-func (t *timedStore) Create(ctx context.Context, s *sessiond.Session) error {
+func (t *timedStore) Create(ctx context.Context, s *sessiond.Session, userMin int) (bool, error) {
 	start := time.Now()
-	err := t.inner.Create(ctx, s)
+	crowded, err := t.inner.Create(ctx, s, userMin)
 	t.done(mCreate, start, err)
-	return err
+	return crowded, err
 }
 
 func (t *timedStore) Get(ctx context.Context, id string) (*sessiond.Session, error) {

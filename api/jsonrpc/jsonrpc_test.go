@@ -705,11 +705,11 @@ type failingStore struct {
 
 var errOutage = errors.New("disk /var/lib/sessiond is on fire")
 
-func (s *failingStore) Create(ctx context.Context, sess *sessiond.Session) error {
+func (s *failingStore) Create(ctx context.Context, sess *sessiond.Session, userMin int) (bool, error) {
 	if s.fail.Load() {
-		return sessiond.Internal(errOutage)
+		return false, sessiond.Internal(errOutage)
 	}
-	return s.Store.Create(ctx, sess)
+	return s.Store.Create(ctx, sess, userMin)
 }
 
 func (s *failingStore) GetAPIKey(ctx context.Context, id string) (*sessiond.APIKey, error) {

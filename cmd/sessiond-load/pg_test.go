@@ -38,7 +38,7 @@ func TestBareDB(t *testing.T) {
 	now := time.Now().UTC()
 	sess := &sessiond.Session{ID: sessiond.NewID(), UserID: "u1", Active: true, OpenTime: now, RequestTime: now,
 		Data: []byte(`{"n":1}`), TokenHash: sessiond.HashSecret(token)}
-	if err := st.Create(ctx, sess); err != nil {
+	if _, err := st.Create(ctx, sess, 0); err != nil {
 		t.Fatal(err)
 	}
 

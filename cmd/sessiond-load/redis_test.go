@@ -58,7 +58,7 @@ func testBareRedis(t *testing.T, url string) {
 	if newSessionID("u7")[:2] != sess.ID[:2] {
 		t.Errorf("newSessionID places u7 in group %s, the engine in %s", newSessionID("u7")[:2], sess.ID[:2])
 	}
-	if err := st.Create(ctx, sess); err != nil {
+	if _, err := st.Create(ctx, sess, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.create(ctx, sess, now); err != nil {

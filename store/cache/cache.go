@@ -457,10 +457,10 @@ func copySession(s *sessiond.Session) *sessiond.Session {
 // Create passes through. Nothing negative is cached, so a new session has
 // nothing to drop; its id is dropped all the same, so that no entry of an
 // id can outlive a write of it through this handle.
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
-	err := s.inner.Create(ctx, sess)
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int) (bool, error) {
+	crowded, err := s.inner.Create(ctx, sess, userMin)
 	s.invalidate(sess.ID)
-	return err
+	return crowded, err
 }
 
 // Update passes through and drops the session's entry, whatever the

@@ -106,7 +106,7 @@ func setup(t *testing.T, opts cache.Options) (*cache.Store, *shared, *fakeClock)
 	}
 	c := cache.New(in, opts)
 	t.Cleanup(func() { c.Close() })
-	if err := c.Create(t.Context(), session("a", t0)); err != nil {
+	if _, err := c.Create(t.Context(), session("a", t0), 0); err != nil {
 		t.Fatal(err)
 	}
 	return c, in, clock
@@ -207,7 +207,7 @@ func TestHitsDoNotReachInner(t *testing.T) {
 		t.Errorf("cached reads reached inner: %d reads in all, want 1", got)
 	}
 	// A token lookup fills too.
-	if err := c.Create(t.Context(), session("b", t0)); err != nil {
+	if _, err := c.Create(t.Context(), session("b", t0), 0); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -237,7 +237,7 @@ func TestUnknownReadThrough(t *testing.T) {
 		t.Errorf("unknown reads reached inner %d times, want 6 (nothing negative cached)", got)
 	}
 	// Created elsewhere (straight into inner): found at once.
-	if err := in.Store.Create(t.Context(), session("nobody", t0)); err != nil {
+	if _, err := in.Store.Create(t.Context(), session("nobody", t0), 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.GetByTokenHash(t.Context(), tokenHash("nobody")); err != nil {
@@ -345,7 +345,7 @@ func TestLostLateSubscriber(t *testing.T) {
 	in.stream.Deliver([]sessiond.Event{{Kind: sessiond.EventLost}})
 	c := cache.New(in, cache.Options{Clock: &fakeClock{t: t0}})
 	defer c.Close()
-	if err := c.Create(t.Context(), session("a", t0)); err != nil {
+	if _, err := c.Create(t.Context(), session("a", t0), 0); err != nil {
 		t.Fatal(err)
 	}
 	readBoth(t, c)
@@ -470,7 +470,7 @@ func TestEvictionBound(t *testing.T) {
 			c, _, _ := setup(t, cache.Options{MaxEntries: max})
 			for i := range 3 * max {
 				id := fmt.Sprint("s", i)
-				if err := c.Create(t.Context(), session(id, t0)); err != nil {
+				if _, err := c.Create(t.Context(), session(id, t0), 0); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := c.GetByTokenHash(t.Context(), tokenHash(id)); err != nil {
@@ -525,7 +525,7 @@ func TestWritesThroughHandle(t *testing.T) {
 	if _, err := c.Get(ctx, "a"); sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
 		t.Errorf("after Purge: %v", err)
 	}
-	if err := c.Create(ctx, session("d", t0)); err != nil {
+	if _, err := c.Create(ctx, session("d", t0), 0); err != nil {
 		t.Fatal(err)
 	}
 	c.Get(ctx, "d")
@@ -619,7 +619,7 @@ func benchTokens(b *testing.B, s sessiond.Store, n int) [][]byte {
 		sess := session(id, t0)
 		sess.User = []byte(`{"id":"u","name":"A user","roles":["reader","writer"]}`)
 		sess.Data = []byte(`{"cart":[1,2,3],"theme":"dark","lang":"en"}`)
-		if err := s.Create(context.Background(), sess); err != nil {
+		if _, err := s.Create(context.Background(), sess, 0); err != nil {
 			b.Fatal(err)
 		}
 		hashes[i] = sess.TokenHash
@@ -698,7 +698,7 @@ func TestConcurrent(t *testing.T) {
 	defer c.Close()
 	const n = 8
 	for i := range n {
-		if err := c.Create(ctx, session(fmt.Sprint(i), t0)); err != nil {
+		if _, err := c.Create(ctx, session(fmt.Sprint(i), t0), 0); err != nil {
 			t.Fatal(err)
 		}
 	}

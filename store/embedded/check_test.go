@@ -300,7 +300,7 @@ func TestCheckConsistencyCatches(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openTest(t, Options{})
-			if err := s.Create(t.Context(), sess); err != nil {
+			if _, err := s.Create(t.Context(), sess, 0); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 			if err := checkConsistency(s); err != nil {

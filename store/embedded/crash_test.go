@@ -116,7 +116,7 @@ func crashChild(dir string) {
 	}
 	ctx := context.Background()
 	counter := &sessiond.Session{ID: "counter", Active: true, Data: json.RawMessage(`{"n":0}`)}
-	if err := s.Create(ctx, counter); err != nil {
+	if _, err := s.Create(ctx, counter, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
 	}
@@ -132,7 +132,7 @@ func crashChild(dir string) {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
 				sess := testSession(w*10_000_000 + i)
-				if err := s.Create(ctx, sess); err != nil {
+				if _, err := s.Create(ctx, sess, 0); err != nil {
 					fmt.Fprintln(os.Stderr, "child:", err)
 					os.Exit(2)
 				}

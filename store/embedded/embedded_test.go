@@ -95,7 +95,7 @@ func TestReopen(t *testing.T) {
 	var want []*sessiond.Session
 	for i := range 20 {
 		sess := testSession(i)
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		want = append(want, sess)
@@ -258,7 +258,7 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	if err := s.Create(ctx, testSession(1)); err != nil {
+	if _, err := s.Create(ctx, testSession(1), 0); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -272,7 +272,7 @@ func TestClose(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"Create", func() error { return s.Create(ctx, testSession(2)) }},
+		{"Create", func() error { _, err := s.Create(ctx, testSession(2), 0); return err }},
 		{"Get", func() error { _, err := s.Get(ctx, id); return err }},
 		{"GetByTokenHash", func() error { _, err := s.GetByTokenHash(ctx, testSession(1).TokenHash); return err }},
 		{"Update", func() error {
@@ -318,7 +318,7 @@ func TestCloseWhileWriting(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				sess := testSession(w*100000 + i)
-				err := s.Create(context.Background(), sess)
+				_, err := s.Create(context.Background(), sess, 0)
 				once.Do(func() { close(started) })
 				if err != nil {
 					if got := sessiond.ErrorCode(err); got != sessiond.EUNAVAILABLE {
@@ -357,7 +357,7 @@ func TestUpdateFailures(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := t.Context()
 	id := testSession(0).ID
-	if err := s.Create(ctx, testSession(0)); err != nil {
+	if _, err := s.Create(ctx, testSession(0), 0); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	fnErr := errors.New("fn failed")
@@ -471,7 +471,7 @@ func TestTokenMapCollisions(t *testing.T) {
 	ctx := t.Context()
 	a, b := testSession(1), testSession(2)
 	for _, sess := range []*sessiond.Session{a, b} {
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 	}
@@ -497,24 +497,24 @@ func TestTokenMapCollisions(t *testing.T) {
 	}
 	dup := testSession(4)
 	dup.TokenHash = a.TokenHash
-	if err := s.Create(ctx, dup); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+	if _, err := s.Create(ctx, dup, 0); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
 		t.Errorf("Create with a taken token behind a wrong candidate = %v, want a conflict", err)
 	}
 	free := testSession(5)
 	free.TokenHash = noone
-	if err := s.Create(ctx, free); err != nil {
+	if _, err := s.Create(ctx, free, 0); err != nil {
 		t.Errorf("Create with a free token sharing a 64-bit hash = %v", err)
 	}
 
 	// An id whose 64-bit hash is taken is checked in pebble.
 	c := testSession(6)
 	s.mem.update(func(m *memIndex) { m.addID(m.idHash(c.ID)) })
-	if err := s.Create(ctx, c); err != nil {
+	if _, err := s.Create(ctx, c, 0); err != nil {
 		t.Errorf("Create of a free id sharing a 64-bit hash = %v", err)
 	}
 	again := testSession(6)
 	again.TokenHash = testSession(7).TokenHash
-	if err := s.Create(ctx, again); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+	if _, err := s.Create(ctx, again, 0); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
 		t.Errorf("Create of a taken id = %v, want a conflict", err)
 	}
 
@@ -551,7 +551,7 @@ func testUpgrade(t *testing.T, format int) {
 	for i := range 50 {
 		sess := testSession(i)
 		sess.UserID = fmt.Sprint("user-", i%3)
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		sessions = append(sessions, sess)
@@ -602,7 +602,7 @@ func testUpgrade(t *testing.T, format int) {
 		}
 		dup := testSession(1000)
 		dup.TokenHash = sessions[7].TokenHash
-		if err := s.Create(ctx, dup); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+		if _, err := s.Create(ctx, dup, 0); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
 			t.Errorf("%s: Create with a taken token = %v, want a conflict", round, err)
 		}
 		if err := s.Close(); err != nil {
@@ -624,7 +624,7 @@ func TestConcurrentMixedWriters(t *testing.T) {
 			for i := w; i < n; i += 8 {
 				sess := testSession(i)
 				sess.ExpireTime = t0.Add(time.Duration(i%3) * time.Hour)
-				if err := s.Create(ctx, sess); err != nil {
+				if _, err := s.Create(ctx, sess, 0); err != nil {
 					t.Errorf("Create: %v", err)
 					return
 				}
@@ -672,7 +672,7 @@ func TestContextCanceled(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := s.Create(ctx, testSession(1))
+	_, err := s.Create(ctx, testSession(1), 0)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Create with a canceled context = %v, want context.Canceled", err)
 	}
@@ -694,14 +694,14 @@ func TestInvalidInput(t *testing.T) {
 	longToken := testSession(3)
 	longToken.TokenHash = make([]byte, maxTokenHashLen+1)
 	for name, sess := range map[string]*sessiond.Session{"long id": long, "empty id": emptyID, "long token hash": longToken} {
-		if got := sessiond.ErrorCode(s.Create(ctx, sess)); got != sessiond.EINVALID {
-			t.Errorf("Create(%s): code %q, want %q", name, got, sessiond.EINVALID)
+		if _, err := s.Create(ctx, sess, 0); sessiond.ErrorCode(err) != sessiond.EINVALID {
+			t.Errorf("Create(%s): code %q, want %q", name, sessiond.ErrorCode(err), sessiond.EINVALID)
 		}
 	}
 	// A user_id too long to be a key is indexed by its hash.
 	huge := testSession(4)
 	huge.UserID = string(make([]byte, 100000))
-	if err := s.Create(ctx, huge); err != nil {
+	if _, err := s.Create(ctx, huge, 0); err != nil {
 		t.Fatalf("Create(huge user_id): %v", err)
 	}
 	page, err := s.List(ctx, sessiond.Filter{UserID: huge.UserID}, sessiond.Paging{Take: 10})
@@ -959,7 +959,7 @@ func benchCreate(b *testing.B, s *Store, first int) {
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			if err := s.Create(ctx, testSession(int(next.Add(1)))); err != nil {
+			if _, err := s.Create(ctx, testSession(int(next.Add(1))), 0); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -1000,7 +1000,7 @@ func BenchmarkCreateSerial(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if err := s.Create(ctx, testSession(i)); err != nil {
+		if _, err := s.Create(ctx, testSession(i), 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -1175,7 +1175,7 @@ func TestTouchManySessions(t *testing.T) {
 		if i%7 == 3 {
 			sess.Active, sess.CloseTime, sess.CloseReason = false, sess.RequestTime, sessiond.ReasonClosed
 		}
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		at := sess.RequestTime.Add(time.Duration(i%5-1) * time.Minute) // earlier for i%5 == 0

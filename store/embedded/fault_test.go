@@ -41,7 +41,7 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	for i := 0; i < 1000 && refused == nil; i++ {
 		sess := bigSession(i)
 		start := time.Now()
-		err := s.Create(ctx, sess)
+		_, err := s.Create(ctx, sess, 0)
 		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("Create %d took %v", i, d)
 		}
@@ -77,7 +77,7 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 1000; ; i++ {
 		sess := bigSession(i)
-		err := s.Create(ctx, sess)
+		_, err := s.Create(ctx, sess, 0)
 		if err == nil {
 			acked = append(acked, sess)
 			break
@@ -118,7 +118,7 @@ func TestFullDiskClose(t *testing.T) {
 	var acked []*sessiond.Session
 	for i := 0; ; i++ {
 		sess := bigSession(i)
-		if err := s.Create(t.Context(), sess); err != nil {
+		if _, err := s.Create(t.Context(), sess, 0); err != nil {
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("Create %d: %v, want the disk full", i, err)
 			}

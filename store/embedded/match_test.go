@@ -47,7 +47,7 @@ func TestListMatchesMemory(t *testing.T) {
 			sessiond.ApplyClose(s, s.RequestTime, reasons[rng.IntN(len(reasons))])
 		}
 		for _, st := range []sessiond.Store{emb, mem} {
-			if err := st.Create(ctx, s); err != nil {
+			if _, err := st.Create(ctx, s, 0); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 		}
@@ -60,7 +60,7 @@ func TestListMatchesMemory(t *testing.T) {
 		s := &sessiond.Session{ID: fmt.Sprintf("b-%04d", rng.IntN(10000)) + fmt.Sprint(i), UserID: "bob",
 			Active: true, OpenTime: open, RequestTime: open, Client: clients[rng.IntN(len(clients))]}
 		for _, st := range []sessiond.Store{emb, mem} {
-			if err := st.Create(ctx, s); err != nil {
+			if _, err := st.Create(ctx, s, 0); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 		}

@@ -27,7 +27,7 @@ func TestListUserCollidingHash(t *testing.T) {
 		} else {
 			alice = append([]string{sess.ID}, alice...) // newest first
 		}
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			t.Fatal(err)
 		}
 		if sess.UserID == "mallory" {

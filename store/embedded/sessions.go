@@ -97,8 +97,21 @@ func removeSession(b *pebble.Batch, old *sessiond.Session) error {
 // 64-bit hash of the id, or of the token hash, is already taken. The id's
 // lock is held from those checks to the commit, and so is the token
 // hash's, so that of two Creates racing for one id or one token exactly
-// one wins.
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
+// one wins. crowded is counted in memory after the record is indexed.
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int) (crowded bool, err error) {
+	if err := s.create(ctx, sess); err != nil {
+		return false, err
+	}
+	if userMin <= 0 || sess.UserID == "" {
+		return false, nil
+	}
+	s.mem.mu.RLock()
+	n := s.mem.users.activeCount(userHash(sess.UserID))
+	s.mem.mu.RUnlock()
+	return n >= userMin, nil
+}
+
+func (s *Store) create(ctx context.Context, sess *sessiond.Session) error {
 	if sess.ID == "" || len(sess.ID) > maxIDLen {
 		return sessiond.Errorf(sessiond.EINVALID, "session id must be 1 to %d bytes", maxIDLen)
 	}

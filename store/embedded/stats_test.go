@@ -17,7 +17,7 @@ func TestStatsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess := testSession(1)
-	if err := s.Create(ctx, sess); err != nil {
+	if _, err := s.Create(ctx, sess, 0); err != nil {
 		t.Fatal(err)
 	}
 	last := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

@@ -27,7 +27,7 @@ func crashImage(t *testing.T, n int) (dir string, sessions []*sessiond.Session, 
 		if i == n-1 {
 			sess.Data = json.RawMessage(`"` + strings.Repeat("x", 10_000) + `"`)
 		}
-		if err := s.Create(t.Context(), sess); err != nil {
+		if _, err := s.Create(t.Context(), sess, 0); err != nil {
 			t.Fatal(err)
 		}
 		sessions = append(sessions, sess)
@@ -220,7 +220,7 @@ func TestDamagedTableRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 200 {
-		if err := s.Create(t.Context(), testSession(i)); err != nil {
+		if _, err := s.Create(t.Context(), testSession(i), 0); err != nil {
 			t.Fatal(err)
 		}
 	}

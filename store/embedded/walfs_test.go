@@ -198,7 +198,7 @@ func TestWALFileSyncErrorSticks(t *testing.T) {
 // walFS: after a synced write, the log on disk is whole chunks long.
 func TestStoreWALZeroedAhead(t *testing.T) {
 	s := openTest(t, Options{})
-	if err := s.Create(t.Context(), testSession(1)); err != nil {
+	if _, err := s.Create(t.Context(), testSession(1), 0); err != nil {
 		t.Fatal(err)
 	}
 	logs, err := filepath.Glob(filepath.Join(s.dir, "*.log"))

@@ -41,21 +41,22 @@ func notFound(what, id string) error {
 	return sessiond.Errorf(sessiond.ENOTFOUND, "%s %s not found", what, id)
 }
 
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.sessions[sess.ID]; ok {
-		return sessiond.Errorf(sessiond.ECONFLICT, "session %s already exists", sess.ID)
+		return false, sessiond.Errorf(sessiond.ECONFLICT, "session %s already exists", sess.ID)
 	}
 	if len(sess.TokenHash) > 0 {
 		if _, ok := s.byToken[string(sess.TokenHash)]; ok {
-			return sessiond.Errorf(sessiond.ECONFLICT, "token already exists")
+			return false, sessiond.Errorf(sessiond.ECONFLICT, "token already exists")
 		}
 		s.byToken[string(sess.TokenHash)] = sess.ID
 	}
 	s.sessions[sess.ID] = sess.Clone()
 	s.addUser(sess)
-	return nil
+	// byUser holds every API key's sessions of the user: at least as many.
+	return userMin > 0 && sess.UserID != "" && len(s.byUser[sess.UserID]) >= userMin, nil
 }
 
 // addUser and dropUser keep byUser; the caller holds mu for writing.

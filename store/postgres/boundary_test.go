@@ -52,7 +52,7 @@ func TestFilterBoundaries(t *testing.T) {
 	idle := 30 * time.Minute
 	all := boundarySessions(base, idle)
 	for _, sess := range all {
-		if err := s.Create(t.Context(), sess); err != nil {
+		if _, err := s.Create(t.Context(), sess, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,7 +104,7 @@ func TestCloseExpiredBoundaries(t *testing.T) {
 	all := boundarySessions(now.Truncate(time.Microsecond), idle)
 	want := map[string]*sessiond.Session{}
 	for _, sess := range all {
-		if err := s.Create(t.Context(), sess); err != nil {
+		if _, err := s.Create(t.Context(), sess, 0); err != nil {
 			t.Fatal(err)
 		}
 		w := sess.Clone()
@@ -146,7 +146,7 @@ func TestSearchFoldsUnicode(t *testing.T) {
 		{ID: "s3", UserName: "plain", Active: true, OpenTime: now, RequestTime: now},
 	}
 	for _, sess := range all {
-		if err := s.Create(t.Context(), sess); err != nil {
+		if _, err := s.Create(t.Context(), sess, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -39,7 +39,7 @@ func TestOutage(t *testing.T) {
 					TokenHash: []byte(id)}
 				wasDown := down.Load()
 				start := time.Now()
-				err := s.Create(t.Context(), sess)
+				_, err := s.Create(t.Context(), sess, 0)
 				took := time.Since(start)
 				if err == nil {
 					mu.Lock()
@@ -152,7 +152,7 @@ func TestFrozenServer(t *testing.T) {
 	const opTimeout = time.Second
 	s := open(t, url, postgres.Options{OpTimeout: opTimeout, ListenPing: 200 * time.Millisecond})
 	rec := record(t, s.Stream())
-	if err := s.Create(t.Context(), &sessiond.Session{ID: "kept", Active: true, OpenTime: time.Now().UTC(), RequestTime: time.Now().UTC()}); err != nil {
+	if _, err := s.Create(t.Context(), &sessiond.Session{ID: "kept", Active: true, OpenTime: time.Now().UTC(), RequestTime: time.Now().UTC()}, 0); err != nil {
 		t.Fatal(err)
 	}
 	srv.Freeze()

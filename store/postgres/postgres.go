@@ -26,6 +26,11 @@
 // now), with the bounds rounded to PostgreSQL's microseconds in the
 // direction that keeps each comparison exact.
 //
+// Create of a session with a user sends three statements in one round
+// trip and one implicit transaction (a pgx batch): the user's advisory
+// lock, the insert, and the count of the user's active sessions for the
+// per-user limit, read once the lock is held.
+//
 // Update locks the row (SELECT ... FOR UPDATE) for its read-modify-write,
 // so the function runs once. CloseExpired and Purge work in batches of
 // batchSize rows picked with FOR UPDATE SKIP LOCKED, so every instance may

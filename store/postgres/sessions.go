@@ -97,18 +97,47 @@ func notFound(what, id string) error {
 	return sessiond.Errorf(sessiond.ENOTFOUND, "%s %s not found", what, id)
 }
 
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int) (bool, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, SQLInsert,
-		sess.ID, sess.UserID, sess.UserName, sess.Active, sess.OpenTime, sess.RequestTime, nullTime(sess.CloseTime),
+	args := []any{sess.ID, sess.UserID, sess.UserName, sess.Active, sess.OpenTime, sess.RequestTime, nullTime(sess.CloseTime),
 		nullTime(sess.ExpireTime), sess.CloseReason, sess.Address, sess.Client, nullBytes(sess.User), nullBytes(sess.Data),
-		sess.APIKeyID, tokenParam(sess.TokenHash))
-	if err = s.wrap(err); sessiond.ErrorCode(err) == sessiond.ECONFLICT {
-		return &sessiond.Error{Code: sessiond.ECONFLICT, Message: "session " + sess.ID + " or its token already exists", Err: err}
+		sess.APIKeyID, tokenParam(sess.TokenHash)}
+	var (
+		crowded bool
+		err     error
+	)
+	if userMin <= 0 || sess.UserID == "" {
+		_, err = s.pool.Exec(ctx, SQLInsert, args...)
+	} else {
+		// One round trip, one implicit transaction: the user's lock, the
+		// insert, and the count read after both (its snapshot is taken
+		// once the lock is held), so that of two concurrent Creates of a
+		// user the later counts both.
+		b := &pgx.Batch{}
+		b.Queue(sqlLockUser, sess.APIKeyID, sess.UserID)
+		b.Queue(SQLInsert, args...)
+		b.Queue(sqlCrowded, sess.APIKeyID, sess.UserID, userMin).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&crowded)
+		})
+		err = s.pool.SendBatch(ctx, b).Close()
 	}
-	return err
+	if err = s.wrap(err); sessiond.ErrorCode(err) == sessiond.ECONFLICT {
+		return false, &sessiond.Error{Code: sessiond.ECONFLICT, Message: "session " + sess.ID + " or its token already exists", Err: err}
+	}
+	return crowded, err
 }
+
+// sqlLockUser takes a user's lock until the end of the transaction (the
+// two-key form, under a class of its own), and sqlCrowded counts the
+// user's active sessions against userMin.
+const (
+	sqlLockUser = `SELECT pg_advisory_xact_lock(` + lockClassUser + `, hashtext($1 || chr(1) || $2))`
+	sqlCrowded  = `SELECT count(*) >= $3 FROM sessions WHERE active AND api_key_id = $1 AND user_id = $2`
+)
+
+// lockClassUser is the first key of the users' advisory locks.
+const lockClassUser = "1936028531" // "sess" in ASCII
 
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	return s.getOne(ctx, SQLGet, id, notFound("session", id))

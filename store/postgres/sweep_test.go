@@ -28,7 +28,7 @@ func TestConcurrentSweeps(t *testing.T) {
 		if i%2 == 0 {
 			sess.RequestTime = now // alive: kept
 		}
-		if err := stores[0].Create(t.Context(), sess); err != nil {
+		if _, err := stores[0].Create(t.Context(), sess, 0); err != nil {
 			t.Fatal(err)
 		}
 		deltas = append(deltas, sessiond.ConnDelta{SessionID: id, Service: "svc", Requests: 1, LastUsed: now})
@@ -94,7 +94,7 @@ func TestConcurrentBatches(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("s%04d", i)
 		ids = append(ids, id)
-		if err := a.Create(t.Context(), &sessiond.Session{ID: id, Active: true, OpenTime: now, RequestTime: now, TokenHash: []byte(id)}); err != nil {
+		if _, err := a.Create(t.Context(), &sessiond.Session{ID: id, Active: true, OpenTime: now, RequestTime: now, TokenHash: []byte(id)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -28,7 +28,7 @@ func benchStore(b *testing.B, n int) (*redis.Store, []*sessiond.Session) {
 		id := s.NewSessionID("", user)
 		sess := &sessiond.Session{ID: id, UserID: user, Active: true, OpenTime: now.Add(time.Duration(i) * time.Millisecond),
 			RequestTime: now, Address: "10.0.0.1", TokenHash: []byte("tok-" + id)}
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			b.Fatal(err)
 		}
 		all = append(all, sess)
@@ -42,8 +42,8 @@ func BenchmarkCreate(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		user := fmt.Sprint("user-", i%100)
 		id := s.NewSessionID("", user)
-		if err := s.Create(b.Context(), &sessiond.Session{ID: id, UserID: user, Active: true, OpenTime: now, RequestTime: now,
-			TokenHash: []byte("tok-" + id)}); err != nil {
+		if _, err := s.Create(b.Context(), &sessiond.Session{ID: id, UserID: user, Active: true, OpenTime: now, RequestTime: now,
+			TokenHash: []byte("tok-" + id)}, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

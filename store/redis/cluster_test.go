@@ -99,7 +99,7 @@ func TestClusterResharding(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	id := "00" + strings.Repeat("cd", 15) // group 00, stream shard 0
 	sess := &sessiond.Session{ID: id, UserID: "u", Active: true, OpenTime: now, RequestTime: now, TokenHash: []byte("tok-" + id)}
-	if err := a.Create(ctx, sess); err != nil {
+	if _, err := a.Create(ctx, sess, 0); err != nil {
 		t.Fatal(err)
 	}
 	from := c.MasterOf(t, prefix+"{ev0}:log")

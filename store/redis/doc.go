@@ -58,9 +58,14 @@
 //
 // Touch sends one script per group, pipelined, raising request_time of
 // active sessions only. AddConnStats likewise adds to the statistics
-// hashes of sessions that exist. UserSessions counts the user's ua sets
-// (SCARD, home and strays) and reads sessions only when there are at
-// least min.
+// hashes of sessions that exist.
+//
+// The per-user limit: the create script also counts, after its write, the
+// user's ua set in the group and the strays the group records, so a
+// session in its user's home group, of a user without strays, is answered
+// there (Create's crowded); anything else is reported crowded. Then
+// UserSessions counts the user's ua sets (SCARD, home and strays) and
+// reads sessions only when there are at least min.
 //
 // List merges the groups' sorted sets in their order: the user's u sets
 // for a filter by user (the home group and its strays), every group's k

@@ -34,8 +34,8 @@ func TestClusterFailover(t *testing.T) {
 	for i := range 300 {
 		user := fmt.Sprint("user-", i%50)
 		id := a.NewSessionID("", user)
-		if err := a.Create(ctx, &sessiond.Session{ID: id, UserID: user, Active: true, OpenTime: now, RequestTime: now,
-			TokenHash: []byte("tok-" + id)}); err != nil {
+		if _, err := a.Create(ctx, &sessiond.Session{ID: id, UserID: user, Active: true, OpenTime: now, RequestTime: now,
+			TokenHash: []byte("tok-" + id)}, 0); err != nil {
 			t.Fatal(err)
 		}
 		acked = append(acked, id)

@@ -39,7 +39,7 @@ func TestOutage(t *testing.T) {
 					RequestTime: time.Now().UTC(), TokenHash: []byte(id)}
 				wasDown := down.Load()
 				start := time.Now()
-				err := s.Create(t.Context(), sess)
+				_, err := s.Create(t.Context(), sess, 0)
 				took := time.Since(start)
 				if err == nil {
 					mu.Lock()
@@ -155,7 +155,7 @@ func TestFrozenServer(t *testing.T) {
 	s := open(t, srv.URL(), redis.Options{OpTimeout: opTimeout, ListenPing: 200 * time.Millisecond})
 	rec := record(t, s.Stream())
 	kept := &sessiond.Session{ID: s.NewSessionID("", ""), Active: true, OpenTime: time.Now().UTC(), RequestTime: time.Now().UTC()}
-	if err := s.Create(t.Context(), kept); err != nil {
+	if _, err := s.Create(t.Context(), kept, 0); err != nil {
 		t.Fatal(err)
 	}
 	srv.Freeze()

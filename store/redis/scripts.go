@@ -100,7 +100,10 @@ end
 `
 
 // create: ARGV id, expiry (ms), field-value pairs (v included). 0 if the
-// id exists.
+// id exists; else {1, the active sessions of its user and key in this
+// group, the groups recorded as the user's strays if this is the user's
+// home} for the per-user limit, counted after the write ({1, 0, 0} for a
+// session without a user, or not active).
 const luaCreate = `
 local id = ARGV[1]
 local s = base .. 's:' .. id
@@ -112,7 +115,9 @@ for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i+1] end
 redis.call('HSET', s, unpack(ARGV, 3))
 index(id, f)
 redis.call('PEXPIREAT', s, ARGV[2])
-return 1
+local u = str(f.u)
+if u == '' or f.a ~= '1' then return {1, 0, 0} end
+return {1, redis.call('SCARD', uakey(str(f.k), u)), redis.call('ZCARD', base .. 'x:' .. u)}
 `
 
 // update: ARGV id, version read, expiry (ms), field-value pairs.

@@ -33,7 +33,7 @@ func notFound(what, id string) error {
 
 func conflict(msg string) error { return &sessiond.Error{Code: sessiond.ECONFLICT, Message: msg} }
 
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int) (bool, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	now := time.Now()
@@ -41,26 +41,38 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session) error {
 	g := groupOf(sess.ID)
 	if len(sess.TokenHash) > 0 {
 		if err := s.claimToken(ctx, sess, pointerExpiry(at), now); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := s.placeStray(ctx, sess.UserID, g, now, at); err != nil {
-		return err
+		return false, err
 	}
 	// The first version is random, so that an Update that read a session
 	// since deleted cannot store over a new one of the same id.
 	args := append([]any{sess.ID, at, "v", rand.Int64N(1 << 50)}, sessionFields(sess)...)
-	n, err := s.eval(ctx, lua.create, []string{s.base(g)}, args...).Int()
+	res, err := s.eval(ctx, lua.create, []string{s.base(g)}, args...).Result()
 	if err != nil {
-		return s.wrap(err)
+		return false, s.wrap(err)
 	}
-	if n == 0 {
+	counts, ok := res.([]any)
+	if !ok {
 		if len(sess.TokenHash) > 0 {
 			s.eval(ctx, lua.dropToken, []string{s.tokenKey(sess.TokenHash)}, sess.ID)
 		}
-		return conflict("session " + sess.ID + " already exists")
+		return false, conflict("session " + sess.ID + " already exists")
 	}
-	return nil
+	if userMin <= 0 || sess.UserID == "" || !sess.Active {
+		return false, nil
+	}
+	// The script counted the user's sessions in this group. That is all
+	// of them when this is the user's home and it records no strays;
+	// otherwise the Service must ask UserSessions.
+	if g != homeOf(sess.UserID) || len(counts) != 3 {
+		return true, nil
+	}
+	active, _ := counts[1].(int64)
+	strays, _ := counts[2].(int64)
+	return strays > 0 || active >= int64(userMin), nil
 }
 
 // claimToken writes the pointer of sess's token hash, before the session:

@@ -57,7 +57,7 @@ func TestKeysExpire(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sess := &sessiond.Session{ID: s.NewSessionID("", "u"), UserID: "u", Active: true, OpenTime: now, RequestTime: now,
 		TokenHash: []byte("token-expire")}
-	if err := s.Create(ctx, sess); err != nil {
+	if _, err := s.Create(ctx, sess, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddConnStats(ctx, []sessiond.ConnDelta{{SessionID: sess.ID, Service: "/s/", Requests: 1}}); err != nil {
@@ -128,7 +128,7 @@ func TestStrayGroups(t *testing.T) {
 	}
 	moved := mk(s.NewSessionID("k", "bob"), "bob")
 	for _, sess := range append([]*sessiond.Session{home, moved}, stray...) {
-		if err := s.Create(ctx, sess); err != nil {
+		if _, err := s.Create(ctx, sess, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -46,7 +46,7 @@ func TestSweepLeavesNothing(t *testing.T) {
 				if i%5 == 0 {
 					sess.ExpireTime = open.Add(30 * time.Minute)
 				}
-				if err := s.Create(ctx, sess); err != nil {
+				if _, err := s.Create(ctx, sess, 0); err != nil {
 					t.Errorf("Create: %v", err)
 					return
 				}

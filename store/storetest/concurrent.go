@@ -78,7 +78,7 @@ func testConcurrentCreates(t *testing.T, s sessiond.Store) {
 		wg.Go(func() {
 			for i := range perWriter {
 				sess := active(fmt.Sprintf("w%d-%02d", w, i), T0)
-				if err := s.Create(t.Context(), sess); err != nil {
+				if _, err := s.Create(t.Context(), sess, 0); err != nil {
 					t.Errorf("Create(%s): %v", sess.ID, err)
 				}
 			}
@@ -101,7 +101,7 @@ func testConcurrentCreates(t *testing.T, s sessiond.Store) {
 		won, lost := 0, 0
 		for w := range writers {
 			wg.Go(func() {
-				err := s.Create(t.Context(), mk(w))
+				_, err := s.Create(t.Context(), mk(w), 0)
 				mu.Lock()
 				defer mu.Unlock()
 				switch sessiond.ErrorCode(err) {

@@ -102,14 +102,16 @@ func testConflict(t *testing.T, s sessiond.Store) {
 	sameID := active("a", at(time.Hour))
 	sameID.TokenHash = tokenHash("other")
 	sameID.UserName = "impostor"
-	wantCode(t, "Create with an existing id", s.Create(t.Context(), sameID), sessiond.ECONFLICT)
+	_, err := s.Create(t.Context(), sameID, 0)
+	wantCode(t, "Create with an existing id", err, sessiond.ECONFLICT)
 
 	sameToken := active("b", at(time.Hour))
 	sameToken.TokenHash = tokenHash("a")
-	wantCode(t, "Create with an existing token hash", s.Create(t.Context(), sameToken), sessiond.ECONFLICT)
+	_, err = s.Create(t.Context(), sameToken, 0)
+	wantCode(t, "Create with an existing token hash", err, sessiond.ECONFLICT)
 
 	checkSession(t, "original after conflicts", mustGet(t, s, "a"), orig)
-	_, err := s.Get(t.Context(), "b")
+	_, err = s.Get(t.Context(), "b")
 	wantCode(t, "Get of the refused session", err, sessiond.ENOTFOUND)
 	_, err = s.GetByTokenHash(t.Context(), tokenHash("other"))
 	wantCode(t, "GetByTokenHash of the refused token", err, sessiond.ENOTFOUND)

@@ -64,6 +64,7 @@ func Run(t *testing.T, e Engine) {
 		{"CloseExpired", testCloseExpired},
 		{"CloseExpiredMany", testCloseExpiredMany},
 		{"UserSessions", testUserSessions},
+		{"CreateCrowded", testCreateCrowded},
 		{"Purge", testPurge},
 		{"PurgeMany", testPurgeMany},
 		{"APIKeys", testAPIKeys},
@@ -128,7 +129,7 @@ func closed(id string, open, closeTime time.Time, reason string) *sessiond.Sessi
 func mustCreate(t *testing.T, s sessiond.Store, sessions ...*sessiond.Session) {
 	t.Helper()
 	for _, sess := range sessions {
-		if err := s.Create(t.Context(), sess); err != nil {
+		if _, err := s.Create(t.Context(), sess, 0); err != nil {
 			t.Fatalf("Create(%s): %v", sess.ID, err)
 		}
 	}

@@ -3,6 +3,8 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,4 +123,70 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// testCreateCrowded checks Create's answer for the per-user limit. Once
+// the user holds userMin active sessions under the key, the new one
+// included, it is never false; a Create without a user or without userMin
+// is never crowded; the first session of a new user is not crowded (the
+// common case costs no second read); and of concurrent Creates of one
+// user that reach userMin together, at least one counts them all. Ids
+// come from the engine when it chooses them, as the Service's do.
+func testCreateCrowded(t *testing.T, s sessiond.Store) {
+	ctx := t.Context()
+	newSession := func(n int, user string) *sessiond.Session {
+		id := fmt.Sprintf("crowd-%02d", n)
+		if c, ok := s.(sessiond.IDChooser); ok {
+			id = c.NewSessionID("key-1", user)
+		}
+		sess := active(id, at(time.Duration(n)*time.Second))
+		sess.UserID, sess.APIKeyID = user, "key-1"
+		return sess
+	}
+	create := func(sess *sessiond.Session, userMin int) bool {
+		t.Helper()
+		crowded, err := s.Create(ctx, sess, userMin)
+		if err != nil {
+			t.Fatalf("Create(%s): %v", sess.ID, err)
+		}
+		return crowded
+	}
+	for i := range 4 {
+		crowded := create(newSession(i, "crowd"), 3)
+		if i == 0 && crowded {
+			t.Errorf("the first session of a user, userMin 3: crowded")
+		}
+		if i >= 2 && !crowded {
+			t.Errorf("session %d of a user, userMin 3: not crowded", i+1)
+		}
+	}
+	noUser := newSession(10, "")
+	if create(noUser, 1) {
+		t.Errorf("a session without a user, userMin 1: crowded")
+	}
+	if create(newSession(11, "crowd"), 0) {
+		t.Errorf("userMin 0: crowded")
+	}
+
+	const n = 8
+	var (
+		wg      sync.WaitGroup
+		crowded atomic.Int32
+	)
+	for i := range n {
+		wg.Go(func() {
+			sess := newSession(20+i, "party")
+			c, err := s.Create(ctx, sess, n)
+			if err != nil {
+				t.Errorf("Create(%s): %v", sess.ID, err)
+			}
+			if c {
+				crowded.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if crowded.Load() == 0 {
+		t.Errorf("%d concurrent Creates of a user, userMin %d: none counted them all", n, n)
+	}
 }
