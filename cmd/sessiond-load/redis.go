@@ -496,8 +496,8 @@ func (b *bareRedis) create(ctx context.Context, sess *sessiond.Session, now time
 		return errors.New("token pointer exists")
 	}
 	args := append([]any{sess.ID, at, "v", mrand.Int64N(1 << 50)}, sessionFields(sess)...)
-	n, err := createScript.Run(ctx, b.rdb, []string{b.base(b.openPrefix, groupOf(sess.ID))}, args...).Int()
-	if err == nil && n == 0 {
+	res, err := createScript.Run(ctx, b.rdb, []string{b.base(b.openPrefix, groupOf(sess.ID))}, args...).Result()
+	if _, ok := res.([]any); err == nil && !ok {
 		err = errors.New("session exists")
 	}
 	return err

@@ -16,11 +16,16 @@
 //   - EventLost drops everything, and nothing is served from memory (or
 //     cached) until EventResumed, as the stream's contract requires.
 //   - Entries are served as read for Options.MaxAge (default 1s); from
-//     then until twice MaxAge the old entry is still served while one
+//     then until twice MaxAge the old entry is still served while a
 //     background read replaces it, so that a hot session costs one store
 //     read a second and no request waits for it (measured: half of a
 //     verify's lookup CPU on PostgreSQL went to those reads, made by the
-//     requests themselves, before). Past twice MaxAge an entry is never
+//     requests themselves, before). The background reads are batched: one
+//     goroutine gathers the ids due for ten milliseconds and reads them in
+//     one trip when the engine can (MultiGetter), so a thousand hot
+//     sessions cost a few dozen store reads a second, not a thousand
+//     (measured: verify 0.67–0.72 of T on PostgreSQL with one read per
+//     session, 0.78–0.79 with none). Past twice MaxAge an entry is never
 //     served. Two things are not
 //     told by events and this bounds both: request_time, which other
 //     instances flush in batches every TouchInterval (1s) without an event,
@@ -98,6 +103,20 @@ type Store struct {
 	lost atomic.Bool
 
 	unsubscribe func()
+
+	// due carries the ids whose entries passed MaxAge to refreshLoop,
+	// which runs until closing (cancelled by Close) ends.
+	due         chan string
+	closing     context.Context
+	endRefresh  context.CancelFunc
+	refreshDone chan struct{}
+}
+
+// MultiGetter is implemented by engines that read many sessions in one
+// trip to the store; the background refresh uses it when inner has it.
+// GetMany returns the sessions of ids that exist, in any order.
+type MultiGetter interface {
+	GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error)
 }
 
 type entry struct {
@@ -160,6 +179,10 @@ func New(inner sessiond.Store, opts Options) *Store {
 		s.byToken[i].m = make(map[string]*entry)
 		s.byToken[i].max = per
 	}
+	s.due = make(chan string, refreshQueue)
+	s.closing, s.endRefresh = context.WithCancel(context.Background())
+	s.refreshDone = make(chan struct{})
+	go s.refreshLoop()
 	s.unsubscribe = s.stream.Subscribe(s.onEvents)
 	return s
 }
@@ -198,7 +221,7 @@ func (s *Store) tokenShard(hash []byte) *tokenShard {
 
 // fresh reports whether e may be served at now: younger than MaxAge, or
 // younger than twice MaxAge while a read replaces it in the background
-// (started here, once per entry), so that a hot session is read again
+// (asked for here, once per entry), so that a hot session is read again
 // every MaxAge without a request waiting for it.
 func (s *Store) fresh(e *entry, now time.Time) bool {
 	age := now.Sub(e.fetched)
@@ -212,27 +235,93 @@ func (s *Store) fresh(e *entry, now time.Time) bool {
 		return false
 	}
 	if e.refreshing.CompareAndSwap(false, true) {
-		go s.refresh(e.sess.ID)
+		select {
+		case s.due <- e.sess.ID:
+		default:
+			// The queue is full: a later request asks again.
+			e.refreshing.Store(false)
+		}
 	}
 	return true
 }
 
-// refresh reads the session of id again and caches it (or drops it when
-// it is gone), as a miss would.
-// One that outlives Close fails at the closed engine and fills nothing.
-func (s *Store) refresh(id string) {
+// The background refresh: refreshWindow is how long refreshLoop gathers
+// ids after the first, refreshBatch the most it reads at once, and
+// refreshQueue how many may wait.
+const (
+	refreshWindow = 10 * time.Millisecond
+	refreshBatch  = 500
+	refreshQueue  = 4 * refreshBatch
+)
+
+// refreshLoop reads the sessions of the ids sent to due again, in
+// batches, until Close.
+func (s *Store) refreshLoop() {
+	defer close(s.refreshDone)
+	ids := make([]string, 0, refreshBatch)
+	window := time.NewTimer(refreshWindow)
+	window.Stop()
+	for {
+		select {
+		case <-s.closing.Done():
+			return
+		case id := <-s.due:
+			ids = append(ids[:0], id)
+		}
+		window.Reset(refreshWindow)
+	gather:
+		for len(ids) < refreshBatch {
+			select {
+			case <-s.closing.Done():
+				window.Stop()
+				return
+			case id := <-s.due:
+				ids = append(ids, id)
+			case <-window.C:
+				break gather
+			}
+		}
+		window.Stop()
+		s.refresh(ids)
+	}
+}
+
+// refresh reads the sessions of ids again and caches them (or drops those
+// that are gone), as misses would. On an error it fills nothing: the
+// entries then pass twice MaxAge and are read through.
+func (s *Store) refresh(ids []string) {
 	now, seq, ok := s.begin()
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	ctx, cancel := context.WithTimeout(s.closing, refreshTimeout)
 	defer cancel()
-	sess, err := s.inner.Get(ctx, id)
-	switch {
-	case sessiond.ErrorCode(err) == sessiond.ENOTFOUND:
-		s.invalidate(id)
-	case err == nil && sess.ID == id:
-		s.fill(copySession(sess), now, seq)
+	var found []*sessiond.Session
+	if mg, ok := s.inner.(MultiGetter); ok {
+		var err error
+		if found, err = mg.GetMany(ctx, ids); err != nil {
+			return
+		}
+	} else {
+		for _, id := range ids {
+			sess, err := s.inner.Get(ctx, id)
+			switch {
+			case err == nil:
+				found = append(found, sess)
+			case sessiond.ErrorCode(err) != sessiond.ENOTFOUND:
+				return
+			}
+		}
+	}
+	seen := make(map[string]bool, len(found))
+	for _, sess := range found {
+		seen[sess.ID] = true
+		s.fill(sess, now, seq)
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			s.invalidate(id)
+		}
 	}
 }
 
@@ -593,6 +682,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }
 // Close leaves the stream, empties the cache and closes inner.
 func (s *Store) Close() error {
 	s.unsubscribe()
+	s.endRefresh()
+	<-s.refreshDone
 	s.lost.Store(true) // serve nothing from memory after Close
 	s.dropAll()
 	return s.inner.Close()

@@ -752,3 +752,90 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// multi is shared with a batch read, as the shared engines have.
+type multi struct {
+	*shared
+	batches atomic.Int64
+	batched atomic.Int64
+}
+
+func (m *multi) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error) {
+	m.batches.Add(1)
+	m.batched.Add(int64(len(ids)))
+	var out []*sessiond.Session
+	for _, id := range ids {
+		sess, err := m.Store.Get(ctx, id)
+		if sessiond.ErrorCode(err) == sessiond.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}
+
+// The background refresh reads the entries due in batches through
+// GetMany, never one by one, and drops the sessions that are gone.
+func TestRefreshBatched(t *testing.T) {
+	in := &multi{shared: newShared()}
+	clock := &fakeClock{t: t0}
+	c := cache.New(in, cache.Options{Clock: clock})
+	t.Cleanup(func() { c.Close() })
+	const n = 300
+	ctx := t.Context()
+	for i := range n {
+		if _, err := in.Store.Create(ctx, session(fmt.Sprint(i), t0), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.GetByTokenHash(ctx, tokenHash(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if _, err := in.Store.Update(ctx, fmt.Sprint(i), func(s *sessiond.Session) error {
+			s.Data = []byte(`{"n":2}`)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.Store.Delete(ctx, "0"); err != nil {
+		t.Fatal(err)
+	}
+	gets := in.gets.Load() + in.tokenGets.Load()
+	clock.Add(time.Second) // every entry at MaxAge: served, and due
+	for i := range n {
+		if _, err := c.GetByTokenHash(ctx, tokenHash(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for in.batched.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := in.batched.Load(); got != n {
+		t.Fatalf("%d ids refreshed, want %d", got, n)
+	}
+	// Ten milliseconds gather them all; allow a few more for a slow machine.
+	if b := in.batches.Load(); b > 5 {
+		t.Errorf("%d sessions refreshed in %d reads, want a few", n, b)
+	}
+	for i := 1; i < n; i++ {
+		got, err := c.GetByTokenHash(ctx, tokenHash(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Data) != `{"n":2}` {
+			t.Fatalf("session %d after the refresh: %s, want the new data", i, got.Data)
+		}
+	}
+	if got := in.gets.Load() + in.tokenGets.Load() - gets; got != 0 {
+		t.Errorf("%d single reads reached the store, want none (all from the refresh)", got)
+	}
+	if _, err := c.GetByTokenHash(ctx, tokenHash("0")); sessiond.ErrorCode(err) != sessiond.ENOTFOUND {
+		t.Errorf("the deleted session after the refresh: %v, want ENOTFOUND", err)
+	}
+}

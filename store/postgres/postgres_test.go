@@ -51,6 +51,7 @@ func TestConformance(t *testing.T) {
 			return open(t, url, postgres.Options{})
 		},
 	})
+	t.Run("GetMany", func(t *testing.T) { storetest.GetMany(t, open(t, pgtest.Schema(t), postgres.Options{})) })
 }
 
 // A database that cannot be reached is EUNAVAILABLE, at once when it

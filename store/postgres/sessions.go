@@ -165,6 +165,31 @@ func (s *Store) getOne(ctx context.Context, query string, arg any, missing error
 	return sess, s.wrap(err)
 }
 
+// GetMany returns the sessions of ids that exist, in one statement (the
+// cache's background refresh, store/cache.MultiGetter).
+func (s *Store) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var out []*sessiond.Session
+	err := retry(ctx, func() error {
+		out = out[:0]
+		rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			sess, err := scanSession(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+		}
+		return rows.Err()
+	})
+	return out, s.wrap(err)
+}
+
 // fnError carries the UpdateFunc's own error out of the transaction,
 // so that it is returned unchanged.
 type fnError struct{ err error }

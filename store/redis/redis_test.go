@@ -47,6 +47,9 @@ func conformance(t *testing.T, url string) {
 			return open(t, url, redis.Options{Prefix: prefix})
 		},
 	})
+	t.Run("GetMany", func(t *testing.T) {
+		storetest.GetMany(t, open(t, url, redis.Options{Prefix: redistest.Prefix(t, url)}))
+	})
 }
 
 func TestConformance(t *testing.T) { conformance(t, redistest.BaseURL()) }

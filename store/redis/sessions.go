@@ -140,6 +140,32 @@ func (s *Store) read(ctx context.Context, id string) (*sessiond.Session, int64, 
 	return sess, v, nil
 }
 
+// GetMany returns the sessions of ids that exist, in one pipeline (the
+// cache's background refresh, store/cache.MultiGetter).
+func (s *Store) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.sessionKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.wrap(err)
+	}
+	out := make([]*sessiond.Session, 0, len(ids))
+	for i, cmd := range cmds {
+		sess, _, err := decodeSession(ids[i], cmd.Val())
+		if err != nil {
+			return nil, sessiond.Internal(err)
+		}
+		if sess != nil {
+			out = append(out, sess)
+		}
+	}
+	return out, nil
+}
+
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()

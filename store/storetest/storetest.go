@@ -17,6 +17,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -244,3 +245,34 @@ func sameIDs(got, want []string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// MultiGetter is the optional batch read of shared engines (the cache's
+// refresh, store/cache.MultiGetter).
+type MultiGetter interface {
+	sessiond.Store
+	GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error)
+}
+
+// GetMany checks an engine's GetMany on the empty store s: it returns
+// exactly the sessions of the ids that exist, as Get does, whatever their
+// state, and nothing for ids that do not.
+func GetMany(t *testing.T, s MultiGetter) {
+	ctx := t.Context()
+	if got, err := s.GetMany(ctx, []string{"nobody"}); err != nil || len(got) != 0 {
+		t.Fatalf("GetMany of an unknown id: %v, %v; want none", got, err)
+	}
+	a, b, c := active("a", at(0)), active("b", at(time.Minute)), active("c", at(2*time.Minute))
+	sessiond.ApplyClose(b, at(3*time.Minute), sessiond.ReasonClosed)
+	mustCreate(t, s, a, b, c)
+	got, err := s.GetMany(ctx, []string{"c", "nobody", "a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(x, y *sessiond.Session) int { return strings.Compare(x.ID, y.ID) })
+	if len(got) != 3 {
+		t.Fatalf("GetMany: %d sessions, want a, b and c", len(got))
+	}
+	for i, want := range []*sessiond.Session{a, b, c} {
+		checkSession(t, "GetMany "+want.ID, got[i], want)
+	}
+}
