@@ -21,6 +21,8 @@ import (
 	"sessiond/store/embedded"
 	"sessiond/store/postgres"
 	"sessiond/store/postgres/pgtest"
+	"sessiond/store/redis"
+	"sessiond/store/redis/redistest"
 )
 
 // The listing's cost at scale: the first page of GET /v1/sessions with
@@ -36,11 +38,15 @@ import (
 //
 // and on PostgreSQL (the shared test server; a fresh schema each run):
 //
-//	go test -run '^$' -bench ListSessions -benchtime 20x ./admin -args -admin.engine=postgres -admin.sessions=100000
+//	go test -run '^$' -bench ListSessions -benchtime 20x ./admin -args -admin.engine=postgres
+//
+// and on Redis (a private redis-server the benchmark starts):
+//
+//	go test -run '^$' -bench ListSessions -benchtime 20x ./admin -args -admin.engine=redis
 var (
 	benchSessions = flag.Int("admin.sessions", 1_000_000, "sessions in the store of BenchmarkListSessions")
 	benchDir      = flag.String("admin.benchdir", "", "where BenchmarkListSessions keeps its filled store (default: the temporary directory)")
-	benchEngine   = flag.String("admin.engine", "embedded", "engine of BenchmarkListSessions: embedded, or postgres (a fresh schema, filled at every run)")
+	benchEngine   = flag.String("admin.engine", "embedded", "engine of BenchmarkListSessions: embedded, postgres (a fresh schema on the test server) or redis (a private redis-server), the last two filled at every run")
 )
 
 const benchUsers = 10_000
@@ -89,14 +95,25 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 		}
 		st = es
 	case "postgres":
-		ps, err := postgres.Open(b.Context(), pgtest.Schema(b), postgres.Options{})
+		// The fill commits without waiting for the disk: the listing is
+		// measured, not the inserts.
+		ps, err := postgres.Open(b.Context(), pgtest.Schema(b)+"&synchronous_commit=off", postgres.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { ps.Close() })
 		st, done = ps, ""
+	case "redis":
+		// A private server, so that a million sessions never load the
+		// shared one; it goes at the end of the run.
+		rs, err := redis.Open(b.Context(), redistest.StartServer(b).URL(), redis.Options{IdleTimeout: 365 * 24 * time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rs.Close() })
+		st, done = rs, ""
 	default:
-		b.Fatalf("-admin.engine %q: want embedded or postgres", *benchEngine)
+		b.Fatalf("-admin.engine %q: want embedded, postgres or redis", *benchEngine)
 	}
 	start := time.Now().Add(-time.Duration(n) * time.Millisecond).UTC().Truncate(time.Millisecond)
 	b.Logf("filling a %s store with %d sessions", *benchEngine, n)
@@ -110,7 +127,12 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 				if i >= n {
 					return
 				}
-				if _, err := st.Create(context.Background(), benchSession(i, start), 0); err != nil && sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+				sess := benchSession(i, start)
+				if c, ok := st.(sessiond.IDChooser); ok {
+					// As the Service places them: by user (Redis).
+					sess.ID = c.NewSessionID("", sess.UserID)
+				}
+				if _, err := st.Create(context.Background(), sess, 0); err != nil && sessiond.ErrorCode(err) != sessiond.ECONFLICT {
 					errs <- err
 					return
 				}

@@ -54,6 +54,19 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 		(f.UserID != "" && f.APIKeyID != nil)
 	skip, take := max(p.Skip, 0), max(p.Take, 0)
 
+	// A filter on liveness alone is counted from the indexes; its page
+	// still reads sessions while merging, until it is full.
+	counted := false
+	if filtered && p.Total && aliveOnly(f) {
+		n, ok, err := s.aliveTotal(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			page.Total, counted = &n, true
+		}
+	}
+
 	// The total of an unfiltered listing is the sets' ZCOUNT, sent with
 	// their first chunks.
 	var counts []*goredis.IntCmd
@@ -74,7 +87,7 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 			page.Total = &n
 		}
 	}
-	if take == 0 && !(filtered && p.Total) {
+	if take == 0 && !(filtered && p.Total && !counted) {
 		if p.Total {
 			pipe := s.rdb.Pipeline()
 			count(pipe)
@@ -119,7 +132,7 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 		if filtered {
 			want = 256
 		}
-		if want <= 0 && !(filtered && p.Total) {
+		if want <= 0 && !(filtered && p.Total && !counted) {
 			break
 		}
 		var batch []string
@@ -152,14 +165,49 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 			}
 			page.Data = append(page.Data, sess)
 		}
-		if filtered && len(page.Data) >= take && !p.Total {
+		if filtered && len(page.Data) >= take && (!p.Total || counted) {
 			break
 		}
 	}
-	if filtered && p.Total {
+	if filtered && p.Total && !counted {
 		page.Total = &matched
 	}
 	return page, nil
+}
+
+// aliveOnly reports whether f selects alive sessions and nothing else.
+func aliveOnly(f sessiond.Filter) bool {
+	alive := (f.State == sessiond.StateActive && (f.Active == nil || *f.Active)) ||
+		(f.State == "" && f.Active != nil && *f.Active)
+	return alive && f.UserID == "" && f.APIKeyID == nil && f.Address == "" && f.Client == "" &&
+		f.Search == "" && f.FromTime.IsZero() && f.ToTime.IsZero()
+}
+
+// aliveTotal counts the alive sessions of every group from the indexes
+// (the alive script), with the bounds CloseExpired uses. ok is false when
+// a group has too many sessions past their expire_time to count so.
+func (s *Store) aliveTotal(ctx context.Context, f sessiond.Filter) (n int64, ok bool, err error) {
+	idleBound := ceilMicro(f.Now) - f.IdleTimeout.Microseconds()
+	nowBound := ceilMicro(f.Now)
+	calls := make([]call, groups)
+	for g := range groups {
+		calls[g] = call{lua.alive, []string{s.base(g)}, []any{idleBound, nowBound, batchSize}}
+	}
+	cmds, err := s.evalMany(ctx, calls)
+	if err != nil {
+		return 0, false, s.wrap(err)
+	}
+	for _, cmd := range cmds {
+		c, err := cmd.Int64()
+		if err != nil {
+			return 0, false, s.wrap(err)
+		}
+		if c < 0 {
+			return 0, false, nil
+		}
+		n += c
+	}
+	return n, true, nil
 }
 
 // readMany reads sessions in one pipeline; nil for those that are gone.

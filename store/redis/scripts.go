@@ -120,6 +120,23 @@ if u == '' or f.a ~= '1' then return {1, 0, 0} end
 return {1, redis.call('SCARD', uakey(str(f.k), u)), redis.call('ZCARD', base .. 'x:' .. u)}
 `
 
+// alive: ARGV idle bound, now bound (µs), most. The group's alive
+// sessions (active, request_time >= the idle bound, no expire_time or
+// one >= the now bound), from the indexes: the req set's count from the
+// idle bound, less those of them past their expire_time. -1 if more than
+// most sessions are past their expire_time (the sweep is behind): the
+// caller then counts from the sessions.
+const luaAlive = `
+local n = redis.call('ZCOUNT', base .. 'req', ARGV[1], '+inf')
+local past = redis.call('ZRANGEBYSCORE', base .. 'exp', '-inf', '(' .. ARGV[2], 'LIMIT', 0, num(ARGV[3]) + 1)
+if #past > num(ARGV[3]) then return -1 end
+for _, id in ipairs(past) do
+  local r = redis.call('ZSCORE', base .. 'req', id)
+  if r and num(r) >= num(ARGV[1]) then n = n - 1 end
+end
+return n
+`
+
 // update: ARGV id, version read, expiry (ms), field-value pairs.
 // {0} if there is no session, {-1} if another write came in between, or
 // {1, token, pointer expiry...}.
@@ -325,9 +342,9 @@ return redis.call('DEL', KEYS[1] .. 'key:' .. ARGV[1])
 `
 
 type scripts struct {
-	create, update, delete, touch, closeExpired, purge, stats, stray, unstray *goredis.Script
-	claimToken, dropToken, createKey, deleteKey                               *goredis.Script
-	publish                                                                   *goredis.Script
+	create, alive, update, delete, touch, closeExpired, purge, stats, stray, unstray *goredis.Script
+	claimToken, dropToken, createKey, deleteKey                                      *goredis.Script
+	publish                                                                          *goredis.Script
 }
 
 func group(src string) *goredis.Script { return goredis.NewScript(luaCommon + src) }
@@ -338,7 +355,7 @@ func group(src string) *goredis.Script { return goredis.NewScript(luaCommon + sr
 const CreateScript = luaCommon + luaCreate
 
 var lua = scripts{
-	create: group(luaCreate), update: group(luaUpdate), delete: group(luaDelete), touch: group(luaTouch),
+	create: group(luaCreate), alive: group(luaAlive), update: group(luaUpdate), delete: group(luaDelete), touch: group(luaTouch),
 	closeExpired: group(luaCloseExpired), purge: group(luaPurge), stats: group(luaStats),
 	stray: group(luaStray), unstray: group(luaUnstray),
 	claimToken: goredis.NewScript(luaClaimToken), dropToken: goredis.NewScript(luaDropToken),

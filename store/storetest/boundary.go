@@ -1,4 +1,4 @@
-package postgres_test
+package storetest
 
 import (
 	"fmt"
@@ -7,13 +7,11 @@ import (
 	"time"
 
 	"sessiond"
-	"sessiond/store/postgres"
-	"sessiond/store/postgres/pgtest"
 )
 
 // boundarySessions returns sessions whose deadlines, expire times and open
-// times lie on and around now (to the microsecond, PostgreSQL's
-// precision), in every state.
+// times lie on and around now (to the microsecond, the
+// shared engines' precision), in every state.
 func boundarySessions(now time.Time, idle time.Duration) []*sessiond.Session {
 	offsets := []time.Duration{-time.Millisecond, -time.Microsecond, 0, time.Microsecond, time.Millisecond}
 	var out []*sessiond.Session
@@ -44,10 +42,10 @@ func boundarySessions(now time.Time, idle time.Duration) []*sessiond.Session {
 	return out
 }
 
-// SQL filtering agrees with Filter.Match on every boundary, with a now
-// that is not on a whole microsecond too.
-func TestFilterBoundaries(t *testing.T) {
-	s := open(t, pgtest.Schema(t), postgres.Options{})
+// testFilterBoundaries: an engine's filtering (SQL, index counts)
+// agrees with Filter.Match on every boundary, with a now that is not on a
+// whole microsecond too.
+func testFilterBoundaries(t *testing.T, s sessiond.Store) {
 	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	idle := 30 * time.Minute
 	all := boundarySessions(base, idle)
@@ -95,10 +93,9 @@ func TestFilterBoundaries(t *testing.T) {
 	}
 }
 
-// CloseExpired closes exactly the sessions Alive says are dead, as
+// testCloseExpiredBoundaries: CloseExpired closes exactly the sessions Alive says are dead, as
 // ApplyClose at their deadline leaves them.
-func TestCloseExpiredBoundaries(t *testing.T) {
-	s := open(t, pgtest.Schema(t), postgres.Options{})
+func testCloseExpiredBoundaries(t *testing.T, s sessiond.Store) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 300, time.UTC)
 	idle := 30 * time.Minute
 	all := boundarySessions(now.Truncate(time.Microsecond), idle)
@@ -136,9 +133,9 @@ func TestCloseExpiredBoundaries(t *testing.T) {
 	}
 }
 
-// Search folds case beyond ASCII, in ids too, as Filter.Match does.
-func TestSearchFoldsUnicode(t *testing.T) {
-	s := open(t, pgtest.Schema(t), postgres.Options{})
+// testSearchFoldsUnicode: Search folds case beyond ASCII, in ids too, as
+// Filter.Match does (on PostgreSQL, under a UTF-8 collation).
+func testSearchFoldsUnicode(t *testing.T, s sessiond.Store) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	all := []*sessiond.Session{
 		{ID: "ÉCOLE-1", UserName: "x", Active: true, OpenTime: now, RequestTime: now},
