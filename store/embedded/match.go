@@ -10,9 +10,12 @@ import (
 // will not return, so that counting a large result (Paging.Total) and
 // skipping to a far page stay cheap.
 //
-// It works in three tiers:
+// It works in four tiers:
 //   - keyOnly: every filter set is enforced exactly by the index walk
 //     (the open_time range), so each key is a match;
+//   - live: besides the range, the filter asks only whether a session is
+//     alive (Active, or State active), which the index item's times
+//     answer, so only the page's records are read;
 //   - raw: every filter set is one matchRaw can evaluate on the encoded
 //     record without allocating;
 //   - otherwise each row is decoded and passed to Filter.Match.
@@ -24,6 +27,12 @@ type matcher struct {
 	f       *sessiond.Filter
 	keyOnly bool
 	raw     bool
+	// live: alive sessions match (wantAlive), or dead ones; never: none
+	// can (Active false with State active). Alive is judged from the
+	// item as Session.Alive: active, last >= idleBound, and no expire
+	// time or one >= nowBound.
+	live, wantAlive, never bool
+	idleBound, nowBound    stamp
 	// Stand-ins for a mismatching value: the filter's value plus a byte,
 	// so that they differ from it.
 	notUserID, notAddress, notClient, notAPIKeyID string
@@ -38,6 +47,16 @@ func newMatcher(f *sessiond.Filter) *matcher {
 	rest.FromTime, rest.ToTime = time.Time{}, time.Time{}
 	rest.Now, rest.IdleTimeout = time.Time{}, 0
 	m.keyOnly = rest == sessiond.Filter{}
+	// What the index items decide.
+	live := rest
+	live.Active, live.State = nil, ""
+	if live == (sessiond.Filter{}) && (f.Active != nil || f.State == sessiond.StateActive) &&
+		(f.State == "" || f.State == sessiond.StateActive) {
+		m.live = true
+		m.wantAlive = f.State == sessiond.StateActive || *f.Active
+		m.never = f.State == sessiond.StateActive && f.Active != nil && !*f.Active
+		m.idleBound, m.nowBound = stampOf(f.Now.Add(-f.IdleTimeout)), stampOf(f.Now)
+	}
 	// What matchRaw evaluates.
 	rest.UserID, rest.Address, rest.Client, rest.APIKeyID = "", "", "", nil
 	rest.Active, rest.State = nil, ""
@@ -51,6 +70,16 @@ func newMatcher(f *sessiond.Filter) *matcher {
 	}
 	return m
 }
+
+// matchItem decides a live filter from the index item alone.
+func (m *matcher) matchItem(it item) bool {
+	alive := it.active && it.last.compare(m.idleBound) >= 0 &&
+		(it.expire == noExpire || it.expire.compare(m.nowBound) >= 0)
+	return !m.never && alive == m.wantAlive
+}
+
+// noExpire is the item's expire time of a session without one.
+var noExpire = stampOf(time.Time{})
 
 // match reports whether the session id with record v matches. v is nil
 // when keyOnly. The session comes back when it had to be decoded.

@@ -13,8 +13,9 @@ import (
 // List walks, newest first and within [FromTime, ToTime], the in-memory
 // index: its sessions of the user when the filter names one, else all;
 //
-// and checks the other filters on each session (see matcher); only the
-// sessions of the page are decoded, and without Total the walk stops at
+// and checks the other filters on each session (see matcher; liveness
+// alone is judged from the index items); only the sessions of the page
+// are decoded, and without Total the walk stops at
 // the end of the page. With Total over filters that no index narrows, it
 // reads every record in key order instead (listScan).
 //
@@ -58,6 +59,35 @@ type collector struct {
 	all        bool // count every match (Paging.Total)
 	total      int64
 	data       []*sessiond.Session
+}
+
+// addItem considers the index item of a live filter: it is counted from
+// the item, and its record read only when it falls in the page (and
+// checked again there, as it may have changed since the item was read).
+func (c *collector) addItem(it item) (bool, error) {
+	if !c.m.matchItem(it) {
+		return true, nil
+	}
+	if c.total >= int64(c.skip) && len(c.data) < c.take {
+		v, release, err := c.s.record(it.id)
+		if err != nil {
+			return false, err
+		}
+		if v == nil {
+			return true, nil // deleted since the walk began
+		}
+		sess, err := decodeSession(it.id, v)
+		release()
+		if err != nil {
+			return false, sessiond.Internal(err)
+		}
+		if !c.m.f.Match(sess) {
+			return true, nil
+		}
+		c.data = append(c.data, sess)
+	}
+	c.total++
+	return c.all || len(c.data) < c.take, nil
 }
 
 // add considers session id, reading its record if needed, and reports
@@ -133,7 +163,11 @@ func (s *Store) walkOpen(f *sessiond.Filter, c *collector) error {
 			return false
 		}
 		var more bool
-		more, err = c.add([]byte(it.id))
+		if c.m.live {
+			more, err = c.addItem(it)
+		} else {
+			more, err = c.add([]byte(it.id))
+		}
 		return more && err == nil
 	}
 	tree := s.mem.snapshot()
@@ -156,7 +190,7 @@ const maxScanKeep = 100_000
 // record. A walk would look every record up by id; the scan reads them in
 // order, several times faster.
 func useScan(f *sessiond.Filter, m *matcher, p sessiond.Paging) bool {
-	return p.Total && !m.keyOnly && f.UserID == "" && f.FromTime.IsZero() && f.ToTime.IsZero() &&
+	return p.Total && !m.keyOnly && !m.live && f.UserID == "" && f.FromTime.IsZero() && f.ToTime.IsZero() &&
 		max(p.Skip, 0)+max(p.Take, 0) <= maxScanKeep
 }
 
