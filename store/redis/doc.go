@@ -79,7 +79,11 @@
 // filter (address, client, search, state, active, a key together with a
 // user) is applied to the sessions read while merging: such a page costs
 // the sessions read until it is full, and such a total reads every
-// candidate (all sessions of the user or key, or of the store).
+// candidate (all sessions of the user or key, or of the store), except
+// the total of a filter on liveness alone (state active, active true),
+// which a script per group counts from the req and exp sets: ZCOUNT of
+// req from the idle bound, less those past their expire time (unless the
+// sweep is more than a batch behind, when it is counted by reading).
 //
 // CloseExpired and Purge run a script on every group, pipelined, each
 // taking at most 1000 due ids from the group's req and exp (or closed)
