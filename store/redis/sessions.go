@@ -145,20 +145,12 @@ func (s *Store) read(ctx context.Context, id string) (*sessiond.Session, int64, 
 func (s *Store) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*goredis.MapStringStringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, s.sessionKey(id))
+	all, err := s.readMany(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.wrap(err)
-	}
-	out := make([]*sessiond.Session, 0, len(ids))
-	for i, cmd := range cmds {
-		sess, _, err := decodeSession(ids[i], cmd.Val())
-		if err != nil {
-			return nil, sessiond.Internal(err)
-		}
+	out := all[:0]
+	for _, sess := range all {
 		if sess != nil {
 			out = append(out, sess)
 		}
