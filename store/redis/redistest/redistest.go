@@ -215,14 +215,21 @@ func stop(cmd *exec.Cmd) {
 // until it answers PING.
 func startRedis(t testing.TB, dir string, port int, args ...string) *exec.Cmd {
 	t.Helper()
-	all := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+	c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
+	defer c.Close()
+	return runRedis(t, dir, c, append([]string{"--port", strconv.Itoa(port)}, args...)...)
+}
+
+// runRedis runs redis-server with args and its files in dir, and waits
+// until c's PING is answered.
+func runRedis(t testing.TB, dir string, c *goredis.Client, args ...string) *exec.Cmd {
+	t.Helper()
+	all := append([]string{"--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")}, args...)
 	cmd := exec.Command("redis-server", all...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("redistest: starting redis-server: %v", err)
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
-	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -235,7 +242,7 @@ func startRedis(t testing.TB, dir string, port int, args ...string) *exec.Cmd {
 			cmd.Process.Kill()
 			cmd.Wait()
 			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-			t.Fatalf("redistest: redis-server on port %d does not answer: %v\n%s", port, err, log)
+			t.Fatalf("redistest: redis-server at %s does not answer: %v\n%s", c.Options().Addr, err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
