@@ -151,14 +151,25 @@ func testCreateCrowded(t *testing.T, s sessiond.Store) {
 		}
 		return crowded
 	}
+	var first *sessiond.Session
 	for i := range 4 {
-		crowded := create(newSession(i, "crowd"), 3)
+		sess := newSession(i, "crowd")
+		if i == 0 {
+			first = sess
+		}
+		crowded := create(sess, 3)
 		if i == 0 && crowded {
 			t.Errorf("the first session of a user, userMin 3: crowded")
 		}
 		if i >= 2 && !crowded {
 			t.Errorf("session %d of a user, userMin 3: not crowded", i+1)
 		}
+	}
+	// A conflict is refused as by a Create without userMin.
+	dup := newSession(0, "crowd")
+	dup.ID = first.ID
+	if _, err := s.Create(ctx, dup, 3); sessiond.ErrorCode(err) != sessiond.ECONFLICT {
+		t.Errorf("Create of an existing id with userMin 3: %v, want ECONFLICT", err)
 	}
 	noUser := newSession(10, "")
 	if create(noUser, 1) {
