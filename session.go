@@ -122,6 +122,26 @@ type Filter struct {
 	IdleTimeout time.Duration
 }
 
+// Liveness reports whether f selects by liveness alone (ok), and which
+// (alive): it sets Active, or State active with Active unset or true,
+// and nothing else but FromTime, ToTime, Now and IdleTimeout. Engines
+// that index liveness answer such a filter from the index.
+func (f *Filter) Liveness() (alive, ok bool) {
+	rest := *f
+	rest.Active, rest.State = nil, ""
+	rest.FromTime, rest.ToTime, rest.Now, rest.IdleTimeout = time.Time{}, time.Time{}, time.Time{}, 0
+	switch {
+	case rest != Filter{}:
+		return false, false
+	case f.State == StateActive:
+		ok := f.Active == nil || *f.Active
+		return ok, ok
+	case f.State == "" && f.Active != nil:
+		return *f.Active, true
+	}
+	return false, false
+}
+
 // Match reports whether s satisfies f. Engines that filter in memory use it;
 // engines that filter in a query language must agree with it (the
 // conformance suite checks that they do).

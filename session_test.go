@@ -195,3 +195,27 @@ func TestFilterMatchClosedStates(t *testing.T) {
 		})
 	}
 }
+
+func TestFilterLiveness(t *testing.T) {
+	yes, no := true, false
+	for _, tt := range []struct {
+		name      string
+		f         sessiond.Filter
+		alive, ok bool
+	}{
+		{"none", sessiond.Filter{}, false, false},
+		{"active", sessiond.Filter{Active: &yes}, true, true},
+		{"not active", sessiond.Filter{Active: &no}, false, true},
+		{"state active", sessiond.Filter{State: sessiond.StateActive}, true, true},
+		{"state active and active", sessiond.Filter{State: sessiond.StateActive, Active: &yes}, true, true},
+		{"state active but not active", sessiond.Filter{State: sessiond.StateActive, Active: &no}, false, false},
+		{"state closed", sessiond.Filter{State: sessiond.StateClosed}, false, false},
+		{"active within times", sessiond.Filter{Active: &yes, FromTime: time.Unix(1, 0), ToTime: time.Unix(2, 0), Now: time.Unix(3, 0), IdleTimeout: time.Hour}, true, true},
+		{"active of a user", sessiond.Filter{Active: &yes, UserID: "u"}, false, false},
+		{"state active with a search", sessiond.Filter{State: sessiond.StateActive, Search: "x"}, false, false},
+	} {
+		if alive, ok := tt.f.Liveness(); alive != tt.alive || ok != tt.ok {
+			t.Errorf("%s: Liveness() = %v, %v; want %v, %v", tt.name, alive, ok, tt.alive, tt.ok)
+		}
+	}
+}

@@ -27,12 +27,11 @@ type matcher struct {
 	f       *sessiond.Filter
 	keyOnly bool
 	raw     bool
-	// live: alive sessions match (wantAlive), or dead ones; never: none
-	// can (Active false with State active). Alive is judged from the
-	// item as Session.Alive: active, last >= idleBound, and no expire
-	// time or one >= nowBound.
-	live, wantAlive, never bool
-	idleBound, nowBound    stamp
+	// live: alive sessions match (wantAlive), or dead ones
+	// (Filter.Liveness). Alive is judged from the item as Session.Alive:
+	// active, last >= idleBound, and no expire time or one >= nowBound.
+	live, wantAlive     bool
+	idleBound, nowBound stamp
 	// Stand-ins for a mismatching value: the filter's value plus a byte,
 	// so that they differ from it.
 	notUserID, notAddress, notClient, notAPIKeyID string
@@ -48,13 +47,7 @@ func newMatcher(f *sessiond.Filter) *matcher {
 	rest.Now, rest.IdleTimeout = time.Time{}, 0
 	m.keyOnly = rest == sessiond.Filter{}
 	// What the index items decide.
-	live := rest
-	live.Active, live.State = nil, ""
-	if live == (sessiond.Filter{}) && (f.Active != nil || f.State == sessiond.StateActive) &&
-		(f.State == "" || f.State == sessiond.StateActive) {
-		m.live = true
-		m.wantAlive = f.State == sessiond.StateActive || *f.Active
-		m.never = f.State == sessiond.StateActive && f.Active != nil && !*f.Active
+	if m.wantAlive, m.live = f.Liveness(); m.live {
 		m.idleBound, m.nowBound = stampOf(f.Now.Add(-f.IdleTimeout)), stampOf(f.Now)
 	}
 	// What matchRaw evaluates.
@@ -75,7 +68,7 @@ func newMatcher(f *sessiond.Filter) *matcher {
 func (m *matcher) matchItem(it item) bool {
 	alive := it.active && it.last.compare(m.idleBound) >= 0 &&
 		(it.expire == noExpire || it.expire.compare(m.nowBound) >= 0)
-	return !m.never && alive == m.wantAlive
+	return alive == m.wantAlive
 }
 
 // noExpire is the item's expire time of a session without one.

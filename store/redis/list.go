@@ -57,7 +57,7 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 	// A filter on liveness alone is counted from the indexes; its page
 	// still reads sessions while merging, until it is full.
 	counted := false
-	if filtered && p.Total && aliveOnly(f) {
+	if alive, ok := f.Liveness(); filtered && p.Total && ok && alive && f.FromTime.IsZero() && f.ToTime.IsZero() {
 		n, ok, err := s.aliveTotal(ctx, f)
 		if err != nil {
 			return nil, err
@@ -173,14 +173,6 @@ func (s *Store) List(ctx context.Context, f sessiond.Filter, p sessiond.Paging) 
 		page.Total = &matched
 	}
 	return page, nil
-}
-
-// aliveOnly reports whether f selects alive sessions and nothing else.
-func aliveOnly(f sessiond.Filter) bool {
-	alive := (f.State == sessiond.StateActive && (f.Active == nil || *f.Active)) ||
-		(f.State == "" && f.Active != nil && *f.Active)
-	return alive && f.UserID == "" && f.APIKeyID == nil && f.Address == "" && f.Client == "" &&
-		f.Search == "" && f.FromTime.IsZero() && f.ToTime.IsZero()
 }
 
 // aliveTotal counts the alive sessions of every group from the indexes
