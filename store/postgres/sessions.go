@@ -172,20 +172,11 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session,
 	defer cancel()
 	var out []*sessiond.Session
 	err := retry(ctx, func() error {
-		out = out[:0]
 		rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ANY($1)`, ids)
-		if err != nil {
-			return err
+		if err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*sessiond.Session, error) { return scanSession(r) })
 		}
-		defer rows.Close()
-		for rows.Next() {
-			sess, err := scanSession(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, sess)
-		}
-		return rows.Err()
+		return err
 	})
 	return out, s.wrap(err)
 }
