@@ -85,7 +85,10 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("sessiond-admin-bench-%d", n))
 	done := filepath.Join(dir, "filled")
-	var st sessiond.Store
+	var (
+		st    sessiond.Store
+		pgURL string // vacuumed after the fill
+	)
 	switch *benchEngine {
 	case "embedded":
 		es, err := embedded.Open(dir, embedded.Options{})
@@ -108,19 +111,7 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 		b.Cleanup(func() { ps.Close() })
 		st, done = ps, ""
 		if *benchVacuum {
-			// After the fill, as autovacuum would soon after a million
-			// inserts: counts are index-only scans once the pages are
-			// marked all-visible.
-			defer func() {
-				conn, err := pgx.Connect(b.Context(), url)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer conn.Close(context.Background())
-				if _, err := conn.Exec(b.Context(), `VACUUM (ANALYZE) sessions`); err != nil {
-					b.Fatal(err)
-				}
-			}()
+			pgURL = url
 		}
 	case "redis":
 		// A private server, so that a million sessions never load the
@@ -162,6 +153,18 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 	close(errs)
 	if err := <-errs; err != nil {
 		b.Fatal(err)
+	}
+	if pgURL != "" {
+		// As autovacuum would soon after a million inserts: counts are
+		// index-only scans once the pages are marked all-visible.
+		conn, err := pgx.Connect(b.Context(), pgURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(b.Context(), `VACUUM (ANALYZE) sessions`); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if done != "" {
 		if err := os.WriteFile(done, nil, 0o600); err != nil {
