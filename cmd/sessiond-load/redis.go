@@ -16,7 +16,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -270,58 +269,15 @@ func processCPU(pids []int) time.Duration {
 }
 
 // redisClient makes a client of the store URL as the engine makes its own
-// (store/redis newClient): a Client for redis://, a ClusterClient for
+// (store/redis NewClient): a Client for redis://, a ClusterClient for
 // redis+cluster://h1,h2,..., the engine's timeouts (5s) and go-redis's
-// default pool (10 connections per CPU, per node). The prefix parameter is
-// left out.
+// default pool (10 connections per CPU, per node).
 func redisClient(rawURL string) (goredis.UniversalClient, error) {
-	const timeout = 5 * time.Second
-	base, query, _ := strings.Cut(rawURL, "?")
-	scheme, rest, _ := strings.Cut(base, "://")
-	switch scheme {
-	case "redis", "rediss":
-		if query != "" {
-			var keep []string
-			for _, kv := range strings.Split(query, "&") {
-				if !strings.HasPrefix(kv, "prefix=") {
-					keep = append(keep, kv)
-				}
-			}
-			if len(keep) > 0 {
-				base += "?" + strings.Join(keep, "&")
-			}
-		}
-		o, err := goredis.ParseURL(base)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", config.Redact(rawURL), err)
-		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
-		o.ContextTimeoutEnabled = true
-		return goredis.NewClient(o), nil
-	case "redis+cluster", "rediss+cluster":
-		o := &goredis.ClusterOptions{DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
-			PoolTimeout: timeout, ContextTimeoutEnabled: true}
-		if i := strings.LastIndex(rest, "@"); i >= 0 {
-			user, pass, _ := strings.Cut(rest[:i], ":")
-			var err error
-			if o.Username, err = url.PathUnescape(user); err == nil {
-				o.Password, err = url.PathUnescape(pass)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", config.Redact(rawURL), err)
-			}
-			rest = rest[i+1:]
-		}
-		if i := strings.IndexAny(rest, "/"); i >= 0 {
-			rest = rest[:i]
-		}
-		o.Addrs = strings.Split(rest, ",")
-		if scheme == "rediss+cluster" {
-			return nil, fmt.Errorf("%s: TLS clusters are not supported by sessiond-load", config.Redact(rawURL))
-		}
-		return goredis.NewClusterClient(o), nil
+	rdb, err := redis.NewClient(rawURL, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.Redact(rawURL), err)
 	}
-	return nil, fmt.Errorf("%s: not a Redis URL", config.Redact(rawURL))
+	return rdb, nil
 }
 
 // The engine's key layout and encoding (store/redis keys.go), restated for

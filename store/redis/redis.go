@@ -154,6 +154,18 @@ func cutPrefix(rawURL string) (string, string, error) {
 	return base, prefix, nil
 }
 
+// NewClient makes a go-redis client of a store URL as Open makes its own:
+// the prefix parameter left out, every network step bounded by timeout.
+// For tools and baselines that must reach the server the engine's way
+// (cmd/sessiond-load).
+func NewClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, error) {
+	rawURL, _, err := cutPrefix(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(rawURL, timeout)
+}
+
 // newClient makes the client of url, every network step bounded by
 // timeout.
 func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, error) {
