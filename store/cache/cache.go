@@ -411,20 +411,26 @@ func (s *Store) fill(sess *sessiond.Session, fetched time.Time, seq uint64) {
 	if !ok && len(sh.m) >= sh.max {
 		old = evict(sh.m)
 	}
+	sh.m[sess.ID] = e
+	// Under the id's lock, so that no invalidation comes between: the new
+	// entry takes the token first, then the old one dies. A lookup by
+	// token finds one or the other, both current, and never reads through
+	// for nothing (as it did on every background refresh).
+	s.index(e)
 	if old != nil {
 		old.dead.Store(true)
 	}
-	sh.m[sess.ID] = e
 	sh.mu.Unlock()
 	if old != nil {
-		s.unindex(old)
+		s.unindex(old) // an evicted entry's token
 	}
-	s.index(e)
 }
 
 // index puts e in the token index unless it died already. An entry that
 // dies later is taken out by whoever killed it (unindex), so the index
-// holds no dead entry for long: lookups skip any they meet.
+// holds no dead entry for long: lookups skip any they meet. fill and
+// raise call it holding e's id shard lock (the only nesting of the two
+// kinds of lock: id, then token).
 func (s *Store) index(e *entry) {
 	if len(e.sess.TokenHash) == 0 {
 		return
@@ -604,10 +610,10 @@ func (s *Store) raise(t sessiond.Touch) {
 	c := copySession(old.sess)
 	c.RequestTime = t.Time
 	e := &entry{sess: c, fetched: old.fetched}
-	old.dead.Store(true)
 	sh.m[t.ID] = e
+	s.index(e) // before old dies, under the lock, as in fill
+	old.dead.Store(true)
 	sh.mu.Unlock()
-	s.index(e)
 }
 
 // CloseExpired passes through and drops the closed sessions' entries; on
