@@ -248,21 +248,20 @@ func (s *Server) signal(sig syscall.Signal) {
 	if err := syscall.Kill(pm, sig); err != nil && err != syscall.ESRCH {
 		s.t.Fatalf("pgtest: signal %v to %d: %v", sig, pm, err)
 	}
+	if sig == syscall.SIGSTOP {
+		// kill only queues the signal: a fork under way when it came
+		// may still finish, after the listing below. Once the
+		// postmaster shows as stopped, none is.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if state, _ := procStat(fmt.Sprintf("/proc/%d/stat", pm)); state == "T" || time.Now().After(deadline) {
+				break
+			}
+		}
+	}
 	var pids []int
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, st := range stats {
-		b, err := os.ReadFile(st)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after
-		// the last ')'.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
+		if _, ppid := procStat(st); ppid == pm {
 			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
 			pids = append(pids, pid)
 		}
@@ -272,6 +271,27 @@ func (s *Server) signal(sig syscall.Signal) {
 			s.t.Fatalf("pgtest: signal %v to %d: %v", sig, pid, err)
 		}
 	}
+}
+
+// procStat reads the state and the parent's pid from a /proc/<pid>/stat
+// file; "" and 0 if it cannot.
+func procStat(name string) (state string, ppid int) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so read after the
+	// last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return "", 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return "", 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid
 }
 
 // Port returns the server's TCP port.
