@@ -26,6 +26,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"sessiond/store/redis"
 )
 
 // DefaultURL is the shared test server when $SESSIOND_TEST_REDIS is not
@@ -69,21 +71,14 @@ func PrefixURL(t testing.TB, url string) string {
 	return url + sep + "prefix=" + Prefix(t, url)
 }
 
-// client returns a client of url: redis:// or redis+cluster://h1,h2.
+// client returns a client of a store URL, made as the engine makes its
+// own (store/redis NewClient), each command bounded by clientTimeout.
 func client(url string) (goredis.UniversalClient, error) {
-	url, _, _ = strings.Cut(url, "?prefix=")
-	if rest, ok := strings.CutPrefix(url, "redis+cluster://"); ok {
-		if i := strings.IndexAny(rest, "/?"); i >= 0 {
-			rest = rest[:i]
-		}
-		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(rest, ",")}), nil
-	}
-	o, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
-	return goredis.NewClient(o), nil
+	return redis.NewClient(url, clientTimeout)
 }
+
+// clientTimeout bounds each command of the helpers (a SCAN or DEL batch).
+const clientTimeout = 30 * time.Second
 
 // eachNode calls fn with a client of every master at url.
 func eachNode(ctx context.Context, url string, fn func(ctx context.Context, c *goredis.Client) error) error {
