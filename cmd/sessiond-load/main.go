@@ -67,9 +67,9 @@ func main() {
 		settle   = flag.Duration("settle", 15*time.Second, "pause after storing the large set, so that the store's background work (compaction) ends before measuring")
 		only     = flag.String("only", "", "comma-separated scenarios to run (get1k,open,verify,gateway,getlarge); empty runs all")
 		dataDir  = flag.String("data-dir", "", "directory for the daemons' data directories, main and open (default: a temporary one)")
-		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario (servers and load; not the baselines, not the set-up) to `prefix`.<scenario>.<round>")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of each round of each scenario and of each of its baselines (servers and load; not the set-up) to `prefix`.<scenario>.<round> and `prefix`.<scenario>.<baseline>.<round>")
 		eachFlag = flag.Bool("each", false, "print every round's figures, not only the medians")
-		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario to `prefix`.<scenario>.<round> (see go tool trace)")
+		tracep   = flag.String("trace", "", "write an execution trace of each round of each scenario and of each of its baselines, named as for -cpuprofile (see go tool trace)")
 		store    = flag.String("store", "embedded", "the daemons' store: embedded, a PostgreSQL URL (postgres://user@host:port/db), on which each daemon and the bare pgx baseline get a fresh schema, dropped at the end, or a Redis URL (redis://host:port/db, redis+cluster://h1:p1,h2:p2,...), on which each gets a key prefix of its own, deleted at the end")
 		cluster  = flag.Bool("redis-cluster", false, "start a private three-master Redis Cluster (redis-server, redis-cli) in a temporary directory, run on it (-store is ignored), and stop it at the end")
 	)
@@ -396,7 +396,9 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			}
 			baselines := func(order []int) {
 				for _, j := range order {
+					stop := profile(key + "." + strings.ReplaceAll(refs[j].name, " ", "-") + "." + strconv.Itoa(i+1))
 					n, cpu, db := loadPG(refs[j].addr, c, duration, refs[j].req)
+					stop()
 					refOps[j] = append(refOps[j], n)
 					refCPU[j], refDB[j] = cpu, db
 				}
