@@ -176,20 +176,10 @@ func (b *buffers) release() {
 // reports false when there is nothing to answer (notifications only), and
 // the HTTP status of a single request's error that has its own (0: 200).
 func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Caller, body []byte, out []byte) ([]byte, bool, int) {
+	if !httpx.WellFormed(body) {
+		return appendErrorResponse(out, nullID, bodyProblem(body)), true, 0
+	}
 	i := skipSpace(body, 0)
-	if i == len(body) || !json.Valid(body) {
-		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError, Message: "Parse error: " + parseProblem(body)}), true, 0
-	}
-	// JSON text is UTF-8 (RFC 8259), and encoding/json would turn invalid
-	// bytes and escaped lone surrogates into U+FFFD silently: such a body
-	// is not JSON a strict client could read back.
-	if !sessiond.ValidText(body) {
-		return appendErrorResponse(out, nullID, &Error{Code: CodeParseError,
-			Message: "Parse error: the body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)"}), true, 0
-	}
-	if err := httpx.CheckDepth(body); err != nil {
-		return appendErrorResponse(out, nullID, invalidRequest(sessiond.ErrorMessage(err))), true, 0
-	}
 	v := body[i:valueEnd(body, i)]
 	switch first(v) {
 	case '{':
@@ -203,13 +193,25 @@ func (h *handler) serveBody(ctx context.Context, r *http.Request, c *sessiond.Ca
 	}
 }
 
-// parseProblem describes why body is not JSON.
-func parseProblem(body []byte) string {
-	if skipSpace(body, 0) == len(body) {
-		return "the body is empty"
+// bodyProblem says why httpx.WellFormed refused body, with the checks it
+// does in one pass.
+func bodyProblem(body []byte) *Error {
+	switch {
+	case skipSpace(body, 0) == len(body):
+		return &Error{Code: CodeParseError, Message: "Parse error: the body is empty"}
+	case !json.Valid(body):
+		var v any
+		return &Error{Code: CodeParseError, Message: "Parse error: " + sessiond.ErrorMessage(httpx.DecodeError(json.Unmarshal(body, &v)))}
+	case !sessiond.ValidText(body):
+		// JSON text is UTF-8 (RFC 8259), and encoding/json would turn
+		// invalid bytes and escaped lone surrogates into U+FFFD silently:
+		// such a body is not JSON a strict client could read back.
+		return &Error{Code: CodeParseError, Message: "Parse error: the body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)"}
 	}
-	var v any
-	return sessiond.ErrorMessage(httpx.DecodeError(json.Unmarshal(body, &v)))
+	if err := httpx.CheckDepth(body); err != nil {
+		return invalidRequest(sessiond.ErrorMessage(err))
+	}
+	return &Error{Code: CodeParseError, Message: "Parse error: the body is not JSON text"} // WellFormed and the three disagree: FuzzWellFormed says never
 }
 
 func (h *handler) serveBatch(ctx context.Context, r *http.Request, c *sessiond.Caller, v []byte, out []byte) ([]byte, bool) {

@@ -37,14 +37,18 @@ func DecodeObject(body []byte, v any) error {
 		return nil
 	}
 	// encoding/json would turn invalid UTF-8 and escaped lone surrogates
-	// into U+FFFD silently: refuse them here, on the raw body.
-	if !sessiond.ValidText(body) {
-		return New(sessiond.EINVALID, CodeInvalidJSON, "request body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)")
+	// into U+FFFD silently: refuse them here, on the raw body. WellFormed
+	// checks that and the depth in one pass; the two checks say which.
+	wellFormed := httpx.WellFormed(body)
+	if !wellFormed {
+		if !sessiond.ValidText(body) {
+			return New(sessiond.EINVALID, CodeInvalidJSON, "request body is not valid UTF-8 text (or escapes a lone UTF-16 surrogate)")
+		}
+		if err := httpx.CheckDepth(body); err != nil {
+			return Wrap(CodeInvalidJSON, err)
+		}
 	}
-	if err := httpx.CheckDepth(body); err != nil {
-		return Wrap(CodeInvalidJSON, err)
-	}
-	if body[i] != '{' && json.Valid(body) {
+	if body[i] != '{' && (wellFormed || json.Valid(body)) {
 		return New(sessiond.EINVALID, CodeBadRequest, "request body must be a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
