@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // Authentication: credentials to callers, tokens to sessions.
@@ -41,8 +42,9 @@ var (
 // APIKey/Secret. A token authenticates only while its session is alive and
 // its API key exists. The token's session is touched.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, error) {
+	now := s.clock.Now()
 	if c.Token != "" {
-		sess, known, err := s.lookupToken(ctx, c.Token)
+		sess, known, err := s.lookupToken(ctx, c.Token, now)
 		if err != nil {
 			return nil, err
 		}
@@ -52,13 +54,13 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, err
 		if sess == nil {
 			return nil, Errorf(EUNAUTHORIZED, "invalid, closed or expired session token")
 		}
-		s.Touch(sess.ID)
+		s.touchAt(sess.ID, now)
 		return &Caller{APIKeyID: sess.APIKeyID, Session: sess}, nil
 	}
 	if c.APIKey == "" {
 		return nil, errUnauthenticated
 	}
-	k, err := s.apiKey(ctx, c.APIKey)
+	k, err := s.apiKey(ctx, c.APIKey, now)
 	if err != nil {
 		return nil, err
 	}
@@ -73,16 +75,10 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, err
 	return &Caller{APIKeyID: k.ID}, nil
 }
 
-// sessionByToken returns the alive session of a token whose key (if any)
-// still exists, or nil.
-func (s *Service) sessionByToken(ctx context.Context, token string) (*Session, error) {
-	sess, _, err := s.lookupToken(ctx, token)
-	return sess, err
-}
-
-// lookupToken is sessionByToken that also tells whether the token is one
-// of a session at all (known), alive or not.
-func (s *Service) lookupToken(ctx context.Context, token string) (sess *Session, known bool, err error) {
+// lookupToken returns the alive session of a token whose key (if any)
+// still exists at now, or nil, and whether the token is one of a session
+// at all (known), alive or not.
+func (s *Service) lookupToken(ctx context.Context, token string, now time.Time) (sess *Session, known bool, err error) {
 	hash := HashSecret(token)
 	sess, err = s.store.GetByTokenHash(ctx, hash)
 	if ErrorCode(err) == ENOTFOUND {
@@ -94,11 +90,11 @@ func (s *Service) lookupToken(ctx context.Context, token string) (sess *Session,
 		return nil, false, nil
 	}
 	s.applyPending(sess)
-	if !sess.Alive(s.clock.Now(), s.cfg.IdleTimeout) {
+	if !sess.Alive(now, s.cfg.IdleTimeout) {
 		return nil, true, nil
 	}
 	if sess.APIKeyID != "" {
-		k, err := s.apiKey(ctx, sess.APIKeyID)
+		k, err := s.apiKey(ctx, sess.APIKeyID, now)
 		if err != nil {
 			return nil, true, err
 		}
@@ -109,14 +105,14 @@ func (s *Service) lookupToken(ctx context.Context, token string) (sess *Session,
 	return sess, true, nil
 }
 
-// ownedByToken returns the alive session of token if it belongs to caller's
-// key, else nil. A token of another key is indistinguishable from an
-// unknown one.
-func (s *Service) ownedByToken(ctx context.Context, caller *Caller, token string) (*Session, error) {
+// ownedByToken returns the alive session of token at now if it belongs to
+// caller's key, else nil. A token of another key is indistinguishable from
+// an unknown one.
+func (s *Service) ownedByToken(ctx context.Context, caller *Caller, token string, now time.Time) (*Session, error) {
 	if token == "" {
 		return nil, Errorf(EINVALID, "token is required")
 	}
-	sess, err := s.sessionByToken(ctx, token)
+	sess, _, err := s.lookupToken(ctx, token, now)
 	if err != nil || sess == nil {
 		return nil, err
 	}
@@ -129,32 +125,34 @@ func (s *Service) ownedByToken(ctx context.Context, caller *Caller, token string
 // VerifyToken reports whether token is alive and the caller's; if so, it is
 // touched.
 func (s *Service) VerifyToken(ctx context.Context, caller *Caller, token string) (bool, error) {
-	sess, err := s.ownedByToken(ctx, caller, token)
+	now := s.clock.Now() // read once: each read costs as much as a map lookup
+	sess, err := s.ownedByToken(ctx, caller, token, now)
 	if err != nil || sess == nil {
 		return false, err
 	}
-	s.Touch(sess.ID)
+	s.touchAt(sess.ID, now)
 	return true, nil
 }
 
 // SessionByToken returns the caller's session of token. ENOTFOUND when it
 // is unknown, dead or another key's.
 func (s *Service) SessionByToken(ctx context.Context, caller *Caller, token string) (*Session, error) {
-	sess, err := s.ownedByToken(ctx, caller, token)
+	now := s.clock.Now()
+	sess, err := s.ownedByToken(ctx, caller, token, now)
 	if err != nil {
 		return nil, err
 	}
 	if sess == nil {
 		return nil, Errorf(ENOTFOUND, "no active session for this token")
 	}
-	s.Touch(sess.ID)
+	s.touchAt(sess.ID, now)
 	return s.view(sess), nil
 }
 
 // CloseByToken closes the caller's session of token. Unknown, closed and
 // other keys' tokens change nothing and are not errors.
 func (s *Service) CloseByToken(ctx context.Context, caller *Caller, token string) error {
-	sess, err := s.ownedByToken(ctx, caller, token)
+	sess, err := s.ownedByToken(ctx, caller, token, s.clock.Now())
 	if err != nil || sess == nil {
 		return err
 	}
@@ -167,7 +165,7 @@ func (s *Service) CloseByToken(ctx context.Context, caller *Caller, token string
 
 // StoreDataByToken replaces the data of the caller's session of token.
 func (s *Service) StoreDataByToken(ctx context.Context, caller *Caller, token string, data json.RawMessage) (*Session, error) {
-	sess, err := s.ownedByToken(ctx, caller, token)
+	sess, err := s.ownedByToken(ctx, caller, token, s.clock.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -191,8 +191,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 
 // apiKey returns the key of id, or nil when there is none, from the cache
 // when it can.
-func (s *Service) apiKey(ctx context.Context, id string) (*APIKey, error) {
-	now := s.clock.Now()
+func (s *Service) apiKey(ctx context.Context, id string, now time.Time) (*APIKey, error) {
 	k, ok, gen := s.keys.get(id, now, s.cfg.APIKeyCacheTTL)
 	if ok {
 		return k, nil

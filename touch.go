@@ -12,8 +12,10 @@ import (
 
 // Touch records that the session was used now. It writes nothing at once:
 // touches are coalesced in memory and flushed every TouchInterval.
-func (s *Service) Touch(id string) {
-	now := s.clock.Now()
+func (s *Service) Touch(id string) { s.touchAt(id, s.clock.Now()) }
+
+// touchAt is Touch at now, for a caller that has read the clock already.
+func (s *Service) touchAt(id string, now time.Time) {
 	s.touchMu.Lock()
 	if t, ok := s.touches[id]; !ok || now.After(t) {
 		s.touches[id] = now

@@ -7,10 +7,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"sessiond"
+	"sessiond/internal/httpx"
 )
 
 // Benchmarks over real loopback HTTP, with a keep-alive client and 64
@@ -90,4 +93,79 @@ func BenchmarkHTTPStoreSessionData(b *testing.B) {
 	runPost(b, "http://"+m.PublicAddr()+"/v1/sessions/store_session_data", func(r *rand.Rand) []byte {
 		return []byte(`{"session_id":"` + ids[r.IntN(len(ids))] + `","data":{"cart":` + strconv.Itoa(r.IntN(100)) + `}}`)
 	})
+}
+
+// BenchmarkPublicVerify calls the public listener's whole handler (the
+// middleware with metrics and access-log switch, the routing, the JSON-RPC
+// API, the Service, the embedded store) with a reused request and writer:
+// what sessiond adds to net/http's own work for a verify, and what it
+// allocates. cmd/sessiond-load measures the same request over loopback
+// against T.
+func BenchmarkPublicVerify(b *testing.B) {
+	m := startMain(b, "embedded")
+	var h http.Handler
+	for _, l := range m.listeners {
+		if l.name == "public" {
+			h = l.srv.Handler
+		}
+	}
+	key, secret, err := m.Service.CreateAPIKey(context.Background(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := httpx.BaseContext(m.Log)(nil) // the server's base context
+	call := func(body string) *benchWriter {
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/session/jsonrpc", strings.NewReader(body))
+		r.Header.Set("APIKey", key.ID)
+		r.Header.Set("Secret", secret)
+		r.Header.Set("Content-Type", "application/json")
+		w := &benchWriter{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := call(`{"jsonrpc":"2.0","id":1,"method":"session.open_session","params":{"user_id":"u1"}}`)
+	tok := regexp.MustCompile(`"access_token":"([^"]+)"`).FindSubmatch(w.body)
+	if tok == nil {
+		b.Fatalf("open: %d %s", w.status, w.body)
+	}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + string(tok[1]) + `"}}`)
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/session/jsonrpc", nil)
+	r.Header.Set("APIKey", key.ID)
+	r.Header.Set("Secret", secret)
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = int64(len(body))
+	rd := &benchBody{}
+	w = &benchWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		delete(r.Header, "X-Correlation-Id") // set by the middleware last time
+		rd.Reset(body)
+		r.Body = rd
+		clear(w.h)
+		w.body = w.body[:0]
+		h.ServeHTTP(w, r)
+	}
+	if w.status != http.StatusOK || string(w.body) != `{"jsonrpc":"2.0","result":{"active":true},"id":1}` {
+		b.Fatalf("got %d %s", w.status, w.body)
+	}
+}
+
+type benchBody struct{ bytes.Reader }
+
+func (*benchBody) Close() error { return nil }
+
+type benchWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) WriteHeader(s int)   { w.status = s }
+func (w *benchWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
 }

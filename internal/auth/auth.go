@@ -46,19 +46,30 @@ func (h Headers) WithDefaults() Headers {
 }
 
 // Credentials reads the credentials of r: the token header, else an
-// `Authorization: Bearer` token, and the APIKey and Secret headers.
+// `Authorization: Bearer` token, and the APIKey and Secret headers. h's
+// names must be canonical, as WithDefaults makes them: they are looked up
+// in the header map as they are (Header.Get would canonicalize each again
+// on every request).
 func (h Headers) Credentials(r *http.Request) sessiond.Credentials {
 	c := sessiond.Credentials{
-		Token:  strings.TrimSpace(r.Header.Get(h.Token)),
-		APIKey: strings.TrimSpace(r.Header.Get(h.APIKey)),
-		Secret: strings.TrimSpace(r.Header.Get(h.Secret)),
+		Token:  strings.TrimSpace(value(r.Header, h.Token)),
+		APIKey: strings.TrimSpace(value(r.Header, h.APIKey)),
+		Secret: strings.TrimSpace(value(r.Header, h.Secret)),
 	}
 	if c.Token == "" {
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		if a := value(r.Header, "Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 			c.Token = strings.TrimSpace(a[7:])
 		}
 	}
 	return c
+}
+
+// value is hdr.Get(name) for a canonical name.
+func value(hdr http.Header, name string) string {
+	if v := hdr[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // Strip removes from hdr every header that carries sessiond credentials or
