@@ -77,7 +77,9 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (*Caller, err
 
 // lookupToken returns the alive session of a token whose key (if any)
 // still exists at now, or nil, and whether the token is one of a session
-// at all (known), alive or not.
+// at all (known), alive or not. The session's RequestTime holds this
+// instance's pending touches only if they were needed to find it alive
+// (applyPending).
 func (s *Service) lookupToken(ctx context.Context, token string, now time.Time) (sess *Session, known bool, err error) {
 	hash := HashSecret(token)
 	sess, err = s.store.GetByTokenHash(ctx, hash)
@@ -89,9 +91,14 @@ func (s *Service) lookupToken(ctx context.Context, token string, now time.Time) 
 	if subtle.ConstantTimeCompare(hash, sess.TokenHash) != 1 {
 		return nil, false, nil
 	}
-	s.applyPending(sess)
 	if !sess.Alive(now, s.cfg.IdleTimeout) {
-		return nil, true, nil
+		// This instance's touches, not flushed yet, may keep it alive.
+		// Applied only then: the hot path (verify, the gateway) needs
+		// only the verdict, and each application takes the touches' lock.
+		s.applyPending(sess)
+		if !sess.Alive(now, s.cfg.IdleTimeout) {
+			return nil, true, nil
+		}
 	}
 	if sess.APIKeyID != "" {
 		k, err := s.apiKey(ctx, sess.APIKeyID, now)

@@ -600,6 +600,36 @@ func TestPendingTouchCountsForLiveness(t *testing.T) {
 	}
 }
 
+// Verify and SessionByToken see this instance's unflushed touches: both to
+// keep the token alive, SessionByToken also in the request_time it shows
+// (its own touch, pending too). Verify applies them only when the stored
+// time alone says idle.
+func TestPendingTouchCountsForTokens(t *testing.T) {
+	e := newEnv(t, sessiond.Config{IdleTimeout: time.Hour})
+	a, _ := e.createKey(t, "a")
+	caller := &sessiond.Caller{APIKeyID: a.ID}
+	sess, token := e.open(t, sessiond.OpenRequest{APIKeyID: a.ID})
+	e.clk.Add(10 * time.Minute)
+	e.svc.Touch(sess.ID) // not flushed
+	e.clk.Add(10 * time.Minute)
+	got, err := e.svc.SessionByToken(t.Context(), caller, token) // alive by the stored time alone
+	if err != nil {
+		t.Fatalf("SessionByToken: %v", err)
+	}
+	if want := t0.Add(20 * time.Minute); !got.RequestTime.Equal(want) {
+		t.Errorf("SessionByToken: RequestTime = %v, want its own pending touch %v", got.RequestTime, want)
+	}
+
+	e.clk.Add(50 * time.Minute) // idle by the stored time, not by the touch at +20m
+	if ok, err := e.svc.VerifyToken(t.Context(), caller, token); err != nil || !ok {
+		t.Errorf("VerifyToken = %v, %v; want true (the pending touch keeps it alive)", ok, err)
+	}
+	e.clk.Add(61 * time.Minute)
+	if ok, err := e.svc.VerifyToken(t.Context(), caller, token); err != nil || ok {
+		t.Errorf("VerifyToken after the idle timeout = %v, %v; want false", ok, err)
+	}
+}
+
 // The engine judges Active and State from stored request times, so List
 // writes pending touches first: a session kept alive only by an unflushed
 // touch is listed as alive, as Get shows it.

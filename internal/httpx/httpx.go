@@ -304,8 +304,9 @@ func WriteRaw(w http.ResponseWriter, status int, contentType string, body []byte
 		contentType = "application/json"
 	}
 	h := w.Header()
-	h["Content-Type"] = []string{contentType}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	vals := []string{contentType, strconv.Itoa(len(body))} // one allocation for both
+	h["Content-Type"] = vals[0:1:1]
+	h["Content-Length"] = vals[1:2:2]
 	w.WriteHeader(status)
 	w.Write(body)
 }
