@@ -21,7 +21,8 @@ import (
 
 // Write writes a new self-signed certificate for 127.0.0.1 with the common
 // name name to certFile, its key to keyFile, and returns the certificate
-// (a client trusts it by adding it to its roots).
+// (a client trusts it by adding it to its roots). It serves a server, or a
+// client that a server trusts the same way.
 func Write(t testing.TB, certFile, keyFile, name string) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -38,7 +39,7 @@ func Write(t testing.TB, certFile, keyFile, name string) *x509.Certificate {
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},

@@ -77,8 +77,10 @@ const keepMargin = time.Hour
 //	rediss+cluster://...                        Redis Cluster over TLS
 //
 // A query parameter prefix=... sets the key prefix when Options.Prefix is
-// empty (so that a URL alone can name a store); the other parameters of
-// standalone URLs are go-redis's (dial_timeout, pool_size, ...).
+// empty (so that a URL alone can name a store); sslrootcert, sslcert and
+// sslkey name TLS files, as in PostgreSQL URLs (tlsFiles); the other
+// parameters of standalone URLs are go-redis's (dial_timeout, pool_size,
+// ...).
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -169,15 +171,27 @@ func NewClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 // newClient makes the client of url, every network step bounded by
 // timeout.
 func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, error) {
+	rawURL, files, err := cutTLSFiles(rawURL)
+	if err != nil {
+		return nil, err
+	}
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
 		return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: no scheme")
+	}
+	if files.named() && !strings.HasPrefix(scheme, "rediss") {
+		return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: sslrootcert, sslcert and sslkey need TLS (rediss:// or rediss+cluster://)")
 	}
 	switch scheme {
 	case "redis", "rediss":
 		o, err := goredis.ParseURL(rawURL)
 		if err != nil {
 			return nil, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
+		}
+		if o.TLSConfig != nil {
+			if err := files.apply(o.TLSConfig); err != nil {
+				return nil, err
+			}
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 		o.ContextTimeoutEnabled = true
@@ -210,6 +224,9 @@ func newClient(rawURL string, timeout time.Duration) (goredis.UniversalClient, e
 		if scheme == "rediss+cluster" {
 			host, _, _ := net.SplitHostPort(o.Addrs[0])
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+			if err := files.apply(o.TLSConfig); err != nil {
+				return nil, err
+			}
 		}
 		return goredis.NewClusterClient(o), nil
 	}

@@ -29,6 +29,13 @@ func TestOpenErrors(t *testing.T) {
 		{"127.0.0.1:6379", "", sessiond.EINVALID},
 		{"redis+cluster://a:1,b", "", sessiond.EINVALID},
 		{redistest.BaseURL(), "bad{prefix}:", sessiond.EINVALID},
+		// TLS files: only with TLS, readable, PEM, a certificate with its key.
+		{"redis://127.0.0.1:6379/0?sslrootcert=/dev/null", "", sessiond.EINVALID},
+		{"rediss://127.0.0.1:6379/0?sslrootcert=/nonexistent/ca.pem", "", sessiond.EINVALID},
+		{"rediss://127.0.0.1:6379/0?sslrootcert=/dev/null", "", sessiond.EINVALID},
+		{"rediss://127.0.0.1:6379/0?sslcert=/nonexistent/c.pem", "", sessiond.EINVALID},
+		{"rediss://127.0.0.1:6379/0?sslcert=/dev/null&sslkey=/dev/null", "", sessiond.EINVALID},
+		{"rediss+cluster://127.0.0.1:6379?sslkey=/nonexistent/c.key", "", sessiond.EINVALID},
 		{"redis://" + addr + "/0", "", sessiond.EUNAVAILABLE},
 		{"redis+cluster://" + addr, "", sessiond.EUNAVAILABLE},
 	} {
