@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"testing"
 
 	"sessiond"
@@ -102,6 +103,61 @@ func BenchmarkHTTPStoreSessionData(b *testing.B) {
 // allocates. cmd/sessiond-load measures the same request over loopback
 // against T.
 func BenchmarkPublicVerify(b *testing.B) {
+	h, req := verifyBench(b, 1)
+	r, rd, w := req(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		serveVerify(h, r, rd, w)
+	}
+	checkVerified(b, w)
+}
+
+// BenchmarkPublicVerifyParallel is BenchmarkPublicVerify on both cores at
+// once, over 1,000 sessions picked at random, as the load program's
+// verify runs: it also counts what the two cores contend for (locks,
+// shared counters) and the cache misses of a working set larger than one
+// session.
+func BenchmarkPublicVerifyParallel(b *testing.B) {
+	const n = 1000
+	h, req := verifyBench(b, n)
+	type call struct {
+		r  *http.Request
+		rd *benchBody
+		w  *benchWriter
+	}
+	// A set of calls for each goroutine, reused.
+	sets := make([][]call, runtime.GOMAXPROCS(0))
+	for g := range sets {
+		sets[g] = make([]call, n)
+		for i := range sets[g] {
+			c := &sets[g][i]
+			c.r, c.rd, c.w = req(i)
+		}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		g := next.Add(1) - 1
+		calls := sets[g]
+		rnd := rand.New(rand.NewPCG(uint64(g), 1))
+		var last *benchWriter
+		for pb.Next() {
+			c := &calls[rnd.IntN(n)]
+			serveVerify(h, c.r, c.rd, c.w)
+			last = c.w
+		}
+		if last != nil {
+			checkVerified(b, last)
+		}
+	})
+}
+
+// verifyBench opens n sessions of one API key through the public handler
+// of a daemon on the embedded store, and returns the handler and a
+// function making the verify request of session i (a new request, body
+// and writer each call).
+func verifyBench(b *testing.B, n int) (http.Handler, func(i int) (*http.Request, *benchBody, *benchWriter)) {
 	m := startMain(b, "embedded")
 	var h http.Handler
 	for _, l := range m.listeners {
@@ -114,37 +170,46 @@ func BenchmarkPublicVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := httpx.BaseContext(m.Log)(nil) // the server's base context
-	call := func(body string) *benchWriter {
-		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/session/jsonrpc", strings.NewReader(body))
+	newReq := func(body []byte) *http.Request {
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/session/jsonrpc", nil)
 		r.Header.Set("APIKey", key.ID)
 		r.Header.Set("Secret", secret)
 		r.Header.Set("Content-Type", "application/json")
-		w := &benchWriter{h: http.Header{}}
-		h.ServeHTTP(w, r)
-		return w
+		r.ContentLength = int64(len(body))
+		return r
 	}
-	w := call(`{"jsonrpc":"2.0","id":1,"method":"session.open_session","params":{"user_id":"u1"}}`)
-	tok := regexp.MustCompile(`"access_token":"([^"]+)"`).FindSubmatch(w.body)
-	if tok == nil {
-		b.Fatalf("open: %d %s", w.status, w.body)
-	}
-	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + string(tok[1]) + `"}}`)
-	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/session/jsonrpc", nil)
-	r.Header.Set("APIKey", key.ID)
-	r.Header.Set("Secret", secret)
-	r.Header.Set("Content-Type", "application/json")
-	r.ContentLength = int64(len(body))
-	rd := &benchBody{}
-	w = &benchWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		delete(r.Header, "X-Correlation-Id") // set by the middleware last time
-		rd.Reset(body)
+	tokenRE := regexp.MustCompile(`"access_token":"([^"]+)"`)
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		open := []byte(`{"jsonrpc":"2.0","id":1,"method":"session.open_session","params":{"user_id":"u` + strconv.Itoa(i) + `"}}`)
+		r, rd, w := newReq(open), &benchBody{}, &benchWriter{h: http.Header{}}
+		rd.Reset(open)
 		r.Body = rd
-		clear(w.h)
-		w.body = w.body[:0]
 		h.ServeHTTP(w, r)
+		tok := tokenRE.FindSubmatch(w.body)
+		if tok == nil {
+			b.Fatalf("open: %d %s", w.status, w.body)
+		}
+		bodies[i] = []byte(`{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + string(tok[1]) + `"}}`)
 	}
+	return h, func(i int) (*http.Request, *benchBody, *benchWriter) {
+		rd := &benchBody{}
+		rd.Reset(bodies[i])
+		return newReq(bodies[i]), rd, &benchWriter{h: http.Header{}}
+	}
+}
+
+// serveVerify serves r again: its body rewound, the writer cleared.
+func serveVerify(h http.Handler, r *http.Request, rd *benchBody, w *benchWriter) {
+	delete(r.Header, "X-Correlation-Id") // set by the middleware last time
+	rd.Seek(0, io.SeekStart)
+	r.Body = rd
+	clear(w.h)
+	w.body, w.status = w.body[:0], 0
+	h.ServeHTTP(w, r)
+}
+
+func checkVerified(b *testing.B, w *benchWriter) {
 	if w.status != http.StatusOK || string(w.body) != `{"jsonrpc":"2.0","result":{"active":true},"id":1}` {
 		b.Fatalf("got %d %s", w.status, w.body)
 	}
