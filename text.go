@@ -40,26 +40,41 @@ func hasLoneSurrogate(b []byte) bool {
 			i++ // \" \\ \n ...: skip the escaped byte
 			continue
 		}
-		r, ok := hex4(b, i+2)
-		if !ok {
+		n, lone := UnicodeEscape(b, i)
+		switch {
+		case lone:
+			return true
+		case n == 0:
 			i++
 			continue // not an escape of a code unit: the decoder refuses it
 		}
-		switch {
-		case r >= 0xdc00 && r <= 0xdfff:
-			return true // a low surrogate without a high one before it
-		case r >= 0xd800 && r <= 0xdbff:
-			if i+11 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
-				if lo, ok := hex4(b, i+8); ok && lo >= 0xdc00 && lo <= 0xdfff {
-					i += 11
-					continue
-				}
-			}
-			return true
-		}
-		i += 5
+		i += n - 1
 	}
 	return false
+}
+
+// UnicodeEscape reads the \u escape at b[i] (a backslash followed by u)
+// as JSON text has it: n is its length in bytes, 6, or 12 for a surrogate
+// pair, and 0 when four hex digits do not follow; lone reports an escape of
+// a lone UTF-16 surrogate (a low one, or a high one not followed at once
+// by an escaped low one). ValidText and httpx.WellFormed both read escapes
+// with it.
+func UnicodeEscape(b []byte, i int) (n int, lone bool) {
+	r, ok := hex4(b, i+2)
+	switch {
+	case !ok:
+		return 0, false
+	case r >= 0xdc00 && r <= 0xdfff:
+		return 6, true // a low surrogate without a high one before it
+	case r >= 0xd800 && r <= 0xdbff:
+		if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+			if lo, ok := hex4(b, i+8); ok && lo >= 0xdc00 && lo <= 0xdfff {
+				return 12, false
+			}
+		}
+		return 6, true
+	}
+	return 6, false
 }
 
 // hex4 reads the 4 hex digits at b[i:i+4].

@@ -1,6 +1,10 @@
 package httpx
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"sessiond"
+)
 
 // WellFormed reports whether b is a JSON body that every dialect accepts
 // as text: valid JSON (as json.Valid), valid UTF-8 with no escape of a lone
@@ -175,22 +179,11 @@ func stringEnd(b []byte, i int) int {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				r, ok := hex4(b, i+2)
-				switch {
-				case !ok, r >= 0xdc00 && r <= 0xdfff:
-					return -1 // not four hex digits, or a low surrogate alone
-				case r >= 0xd800 && r <= 0xdbff:
-					// A high surrogate: the low one must follow at once.
-					if i+7 >= len(b) || b[i+6] != '\\' || b[i+7] != 'u' {
-						return -1
-					}
-					if lo, ok := hex4(b, i+8); !ok || lo < 0xdc00 || lo > 0xdfff {
-						return -1
-					}
-					i += 12
-				default:
-					i += 6
+				n, lone := sessiond.UnicodeEscape(b, i)
+				if n == 0 || lone {
+					return -1 // not four hex digits, or a lone surrogate
 				}
+				i += n
 			default:
 				return -1
 			}
@@ -205,26 +198,4 @@ func stringEnd(b []byte, i int) int {
 		}
 	}
 	return -1
-}
-
-// hex4 reads four hex digits at b[i].
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
