@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"sessiond"
+	"sessiond/internal/httpx"
 )
 
 // Headers names the headers sessiond reads and sets. All are configurable.
@@ -52,24 +53,16 @@ func (h Headers) WithDefaults() Headers {
 // on every request).
 func (h Headers) Credentials(r *http.Request) sessiond.Credentials {
 	c := sessiond.Credentials{
-		Token:  strings.TrimSpace(value(r.Header, h.Token)),
-		APIKey: strings.TrimSpace(value(r.Header, h.APIKey)),
-		Secret: strings.TrimSpace(value(r.Header, h.Secret)),
+		Token:  strings.TrimSpace(httpx.HeaderValue(r.Header, h.Token)),
+		APIKey: strings.TrimSpace(httpx.HeaderValue(r.Header, h.APIKey)),
+		Secret: strings.TrimSpace(httpx.HeaderValue(r.Header, h.Secret)),
 	}
 	if c.Token == "" {
-		if a := value(r.Header, "Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		if a := httpx.HeaderValue(r.Header, "Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 			c.Token = strings.TrimSpace(a[7:])
 		}
 	}
 	return c
-}
-
-// value is hdr.Get(name) for a canonical name.
-func value(hdr http.Header, name string) string {
-	if v := hdr[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }
 
 // Strip removes from hdr every header that carries sessiond credentials or

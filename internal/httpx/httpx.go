@@ -196,17 +196,17 @@ func CorrelationID(r *http.Request) string {
 	}
 	// The canonical names, read from the map: Header.Get would
 	// canonicalize "correlation_id" into a new string on every request.
-	if v := headerValue(r.Header, "Correlation_id"); ValidCorrelationID(v) {
+	if v := HeaderValue(r.Header, "Correlation_id"); ValidCorrelationID(v) {
 		return v
 	}
-	if v := headerValue(r.Header, CorrelationHeader); ValidCorrelationID(v) {
+	if v := HeaderValue(r.Header, CorrelationHeader); ValidCorrelationID(v) {
 		return v
 	}
 	return ""
 }
 
 // headerValue is h.Get(name) for a name already in canonical form.
-func headerValue(h http.Header, name string) string {
+func HeaderValue(h http.Header, name string) string {
 	if v := h[name]; len(v) > 0 {
 		return v[0]
 	}
