@@ -15,6 +15,7 @@ import (
 
 	"sessiond"
 	"sessiond/internal/httpx"
+	"sessiond/internal/httpx/httpxtest"
 )
 
 // Benchmarks over real loopback HTTP, with a keep-alive client and 64
@@ -122,8 +123,8 @@ func BenchmarkPublicVerifyParallel(b *testing.B) {
 	h, req := verifyBench(b, n)
 	type call struct {
 		r  *http.Request
-		rd *benchBody
-		w  *benchWriter
+		rd *httpxtest.Body
+		w  *httpxtest.Writer
 	}
 	// A set of calls for each goroutine, reused.
 	sets := make([][]call, runtime.GOMAXPROCS(0))
@@ -141,7 +142,7 @@ func BenchmarkPublicVerifyParallel(b *testing.B) {
 		g := next.Add(1) - 1
 		calls := sets[g]
 		rnd := rand.New(rand.NewPCG(uint64(g), 1))
-		var last *benchWriter
+		var last *httpxtest.Writer
 		for pb.Next() {
 			c := &calls[rnd.IntN(n)]
 			serveVerify(h, c.r, c.rd, c.w)
@@ -157,7 +158,7 @@ func BenchmarkPublicVerifyParallel(b *testing.B) {
 // of a daemon on the embedded store, and returns the handler and a
 // function making the verify request of session i (a new request, body
 // and writer each call).
-func verifyBench(b *testing.B, n int) (http.Handler, func(i int) (*http.Request, *benchBody, *benchWriter)) {
+func verifyBench(b *testing.B, n int) (http.Handler, func(i int) (*http.Request, *httpxtest.Body, *httpxtest.Writer)) {
 	m := startMain(b, "embedded")
 	var h http.Handler
 	for _, l := range m.listeners {
@@ -182,55 +183,34 @@ func verifyBench(b *testing.B, n int) (http.Handler, func(i int) (*http.Request,
 	bodies := make([][]byte, n)
 	for i := range bodies {
 		open := []byte(`{"jsonrpc":"2.0","id":1,"method":"session.open_session","params":{"user_id":"u` + strconv.Itoa(i) + `"}}`)
-		r, rd, w := newReq(open), &benchBody{}, &benchWriter{h: http.Header{}}
+		r, rd, w := newReq(open), &httpxtest.Body{}, httpxtest.NewWriter()
 		rd.Reset(open)
 		r.Body = rd
 		h.ServeHTTP(w, r)
-		tok := tokenRE.FindSubmatch(w.body)
+		tok := tokenRE.FindSubmatch(w.Body)
 		if tok == nil {
-			b.Fatalf("open: %d %s", w.status, w.body)
+			b.Fatalf("open: %d %s", w.Status, w.Body)
 		}
 		bodies[i] = []byte(`{"jsonrpc":"2.0","id":1,"method":"session.verify_session_token","params":{"token":"` + string(tok[1]) + `"}}`)
 	}
-	return h, func(i int) (*http.Request, *benchBody, *benchWriter) {
-		rd := &benchBody{}
+	return h, func(i int) (*http.Request, *httpxtest.Body, *httpxtest.Writer) {
+		rd := &httpxtest.Body{}
 		rd.Reset(bodies[i])
-		return newReq(bodies[i]), rd, &benchWriter{h: http.Header{}}
+		return newReq(bodies[i]), rd, httpxtest.NewWriter()
 	}
 }
 
 // serveVerify serves r again: its body rewound, the writer cleared.
-func serveVerify(h http.Handler, r *http.Request, rd *benchBody, w *benchWriter) {
+func serveVerify(h http.Handler, r *http.Request, rd *httpxtest.Body, w *httpxtest.Writer) {
 	delete(r.Header, "X-Correlation-Id") // set by the middleware last time
 	rd.Seek(0, io.SeekStart)
 	r.Body = rd
-	clear(w.h)
-	w.body, w.status = w.body[:0], 0
+	w.Reset()
 	h.ServeHTTP(w, r)
 }
 
-func checkVerified(b *testing.B, w *benchWriter) {
-	if w.status != http.StatusOK || string(w.body) != `{"jsonrpc":"2.0","result":{"active":true},"id":1}` {
-		b.Fatalf("got %d %s", w.status, w.body)
+func checkVerified(b *testing.B, w *httpxtest.Writer) {
+	if w.Status != http.StatusOK || string(w.Body) != `{"jsonrpc":"2.0","result":{"active":true},"id":1}` {
+		b.Fatalf("got %d %s", w.Status, w.Body)
 	}
-}
-
-type benchBody struct{ bytes.Reader }
-
-func (*benchBody) Close() error { return nil }
-
-type benchWriter struct {
-	h      http.Header
-	status int
-	body   []byte
-}
-
-func (w *benchWriter) Header() http.Header { return w.h }
-func (w *benchWriter) WriteHeader(s int)   { w.status = s }
-func (w *benchWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	w.body = append(w.body, p...)
-	return len(p), nil
 }

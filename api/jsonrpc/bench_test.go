@@ -12,6 +12,7 @@ import (
 
 	"sessiond/internal/auth"
 	"sessiond/internal/httpx"
+	"sessiond/internal/httpx/httpxtest"
 )
 
 // The target (SPEC section 5, README "Performance"): verify_session_token
@@ -50,18 +51,18 @@ func BenchmarkVerifyHandler(b *testing.B) {
 	h, creds, body := benchEnv(b)
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/session/jsonrpc", nil)
 	r.Header = creds
-	rd := &rewindReader{}
+	rd := &httpxtest.Body{}
 	r.Body = rd
 	r.ContentLength = int64(len(body))
-	w := &discardWriter{h: http.Header{}}
+	w := httpxtest.NewWriter()
 	b.ReportAllocs()
 	for b.Loop() {
 		rd.Reset(body)
-		clear(w.h)
+		w.Reset()
 		h.ServeHTTP(w, r)
 	}
-	if w.status != http.StatusOK || !bytes.Equal(w.last, []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)) {
-		b.Fatalf("got %d %s", w.status, w.last)
+	if w.Status != http.StatusOK || !bytes.Equal(w.Body, []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)) {
+		b.Fatalf("got %d %s", w.Status, w.Body)
 	}
 }
 
@@ -72,19 +73,19 @@ func BenchmarkVerifyMiddleware(b *testing.B) {
 	h = httpx.Middleware(slog.New(slog.DiscardHandler), h)
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/session/jsonrpc", nil)
 	r.Header = creds
-	rd := &rewindReader{}
+	rd := &httpxtest.Body{}
 	r.Body = rd
 	r.ContentLength = int64(len(body))
-	w := &discardWriter{h: http.Header{}}
+	w := httpxtest.NewWriter()
 	b.ReportAllocs()
 	for b.Loop() {
 		delete(r.Header, "X-Correlation-Id") // set by the middleware last time
 		rd.Reset(body)
-		clear(w.h)
+		w.Reset()
 		h.ServeHTTP(w, r)
 	}
-	if w.status != http.StatusOK || w.h.Get("X-Correlation-Id") == "" {
-		b.Fatalf("got %d %s %v", w.status, w.last, w.h)
+	if w.Status != http.StatusOK || w.H.Get("X-Correlation-Id") == "" {
+		b.Fatalf("got %d %s %v", w.Status, w.Body, w.H)
 	}
 }
 
@@ -127,21 +128,4 @@ func benchHTTP(b *testing.B, h http.Handler, creds http.Header, body []byte) {
 			}
 		}
 	})
-}
-
-type rewindReader struct{ bytes.Reader }
-
-func (r *rewindReader) Close() error { return nil }
-
-type discardWriter struct {
-	h      http.Header
-	status int
-	last   []byte
-}
-
-func (w *discardWriter) Header() http.Header { return w.h }
-func (w *discardWriter) WriteHeader(s int)   { w.status = s }
-func (w *discardWriter) Write(p []byte) (int, error) {
-	w.last = append(w.last[:0], p...)
-	return len(p), nil
 }

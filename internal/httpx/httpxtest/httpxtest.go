@@ -4,6 +4,7 @@ package httpxtest
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -43,4 +44,38 @@ func (s *LogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Body is a request body that a benchmark rewinds (Seek or Reset) to serve
+// one request again and again without allocating.
+type Body struct{ bytes.Reader }
+
+func (*Body) Close() error { return nil }
+
+// Writer is a ResponseWriter for benchmarks that call a handler directly:
+// it keeps the header, the status and the body, and Reset readies it for
+// the next request without allocating.
+type Writer struct {
+	H      http.Header
+	Status int
+	Body   []byte
+}
+
+// NewWriter returns an empty Writer.
+func NewWriter() *Writer { return &Writer{H: http.Header{}} }
+
+func (w *Writer) Header() http.Header { return w.H }
+func (w *Writer) WriteHeader(s int)   { w.Status = s }
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
+	}
+	w.Body = append(w.Body, p...)
+	return len(p), nil
+}
+
+// Reset clears the header, the status and the body.
+func (w *Writer) Reset() {
+	clear(w.H)
+	w.Status, w.Body = 0, w.Body[:0]
 }
