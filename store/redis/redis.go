@@ -140,20 +140,31 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 // cutPrefix removes the query parameter prefix from rawURL and returns
 // it.
 func cutPrefix(rawURL string) (string, string, error) {
+	rawURL, vals, err := cutParams(rawURL, "prefix")
+	return rawURL, vals[0], err
+}
+
+// cutParams removes the query parameters names, which are the engine's
+// and not go-redis's, from rawURL, and returns their values in the order
+// of names ("" for one that is absent).
+func cutParams(rawURL string, names ...string) (string, []string, error) {
+	vals := make([]string, len(names))
 	base, query, ok := strings.Cut(rawURL, "?")
 	if !ok {
-		return rawURL, "", nil
+		return rawURL, vals, nil
 	}
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return "", "", sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
+		return "", vals, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
 	}
-	prefix := q.Get("prefix")
-	q.Del("prefix")
+	for i, name := range names {
+		vals[i] = q.Get(name)
+		q.Del(name)
+	}
 	if len(q) > 0 {
 		base += "?" + q.Encode()
 	}
-	return base, prefix, nil
+	return base, vals, nil
 }
 
 // NewClient makes a go-redis client of a store URL as Open makes its own:

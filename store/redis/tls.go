@@ -3,9 +3,7 @@ package redis
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net/url"
 	"os"
-	"strings"
 
 	"sessiond"
 )
@@ -22,22 +20,8 @@ func (f tlsFiles) named() bool { return f.rootCert != "" || f.cert != "" || f.ke
 
 // cutTLSFiles removes the TLS file parameters from rawURL and returns them.
 func cutTLSFiles(rawURL string) (string, tlsFiles, error) {
-	base, query, ok := strings.Cut(rawURL, "?")
-	if !ok {
-		return rawURL, tlsFiles{}, nil
-	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return "", tlsFiles{}, sessiond.Errorf(sessiond.EINVALID, "redis store URL: %v", err)
-	}
-	f := tlsFiles{rootCert: q.Get("sslrootcert"), cert: q.Get("sslcert"), key: q.Get("sslkey")}
-	q.Del("sslrootcert")
-	q.Del("sslcert")
-	q.Del("sslkey")
-	if len(q) > 0 {
-		base += "?" + q.Encode()
-	}
-	return base, f, nil
+	rawURL, vals, err := cutParams(rawURL, "sslrootcert", "sslcert", "sslkey")
+	return rawURL, tlsFiles{rootCert: vals[0], cert: vals[1], key: vals[2]}, err
 }
 
 // apply reads the files into c.
