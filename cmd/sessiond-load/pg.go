@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"sessiond"
+	"sessiond/config"
 	"sessiond/store/postgres"
 )
 
@@ -37,6 +38,8 @@ const (
 	engineGet     = postgres.SQLGet
 	engineVerify  = postgres.SQLGetByToken
 	engineInsert  = postgres.SQLInsert
+	engineLock    = postgres.SQLLockUser
+	engineCrowded = postgres.SQLCrowded
 )
 
 // pgSchemas creates fresh schemas on one database and drops them all at
@@ -136,12 +139,15 @@ func (p *pgSchemas) exec(ctx context.Context, sql string) error {
 }
 
 // bareDB is the bare pgx baseline: handlers of T's shape (read the POST
-// body, answer fixed JSON) that each run one statement of the engine on a
-// table made by the engine's migration, through a pool of pgxpool's
-// default size (the engine's too).
+// body, answer fixed JSON) that each send the engine's SQL for one
+// operation, on a table made by the engine's migration, through a pool of
+// pgxpool's default size (the engine's too).
 type bareDB struct {
 	pool   *pgxpool.Pool
 	schema string
+	// insertOnly makes open send the INSERT alone, without the per-user
+	// limit's lock and count that the engine sends with it.
+	insertOnly bool
 }
 
 // openBareDB makes a fresh schema, migrates it by opening the engine on
@@ -257,14 +263,30 @@ func (b *bareDB) verify(fixed []byte) http.Handler {
 // autocommit INSERT, durable as the engine's (the server's
 // synchronous_commit).
 func (b *bareDB) open(fixed []byte) http.Handler {
+	// What the Service passes Create: the default per-user limit, plus one.
+	userMin := config.Default().MaxUserSessions + 1
 	data := []byte(`{"n":1}`)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user := firstValue(r)
 		now := time.Now()
-		_, err := b.pool.Exec(r.Context(), engineInsert,
-			sessiond.NewID(), user, "Load", true, now, now, (*time.Time)(nil),
+		args := []any{sessiond.NewID(), user, "Load", true, now, now, (*time.Time)(nil),
 			(*time.Time)(nil), "", "127.0.0.1", "load", []byte(nil), data,
-			"", sessiond.HashSecret(sessiond.NewSecret()))
+			"", sessiond.HashSecret(sessiond.NewSecret())}
+		var err error
+		if b.insertOnly {
+			_, err = b.pool.Exec(r.Context(), engineInsert, args...)
+		} else {
+			// The engine's batch for a user's session: the user's lock,
+			// the insert, the count against the limit.
+			var crowded bool
+			batch := &pgx.Batch{}
+			batch.Queue(engineLock, "", user)
+			batch.Queue(engineInsert, args...)
+			batch.Queue(engineCrowded, "", user, userMin).QueryRow(func(row pgx.Row) error {
+				return row.Scan(&crowded)
+			})
+			err = b.pool.SendBatch(r.Context(), batch).Close()
+		}
 		answer(w, fixed, err)
 	})
 }

@@ -50,6 +50,8 @@ func TestBareDB(t *testing.T) {
 	if err := b.copySessions(ctx, name); err != nil {
 		t.Fatal(err)
 	}
+	insertOnly := *b
+	insertOnly.insertOnly = true
 	fixed := []byte(`{}`)
 	serve := func(h http.Handler, body string) int {
 		w := httptest.NewRecorder()
@@ -67,14 +69,15 @@ func TestBareDB(t *testing.T) {
 		{"verify", b.verify(fixed), `{"token":"` + token + `"}`, http.StatusOK},
 		{"verify unknown", b.verify(fixed), `{"token":"` + sessiond.NewSecret() + `"}`, http.StatusNotFound},
 		{"open", b.open(fixed), `{"user_id":"u7","user_name":"Load"}`, http.StatusOK},
+		{"open, the INSERT alone", insertOnly.open(fixed), `{"user_id":"u7","user_name":"Load"}`, http.StatusOK},
 	} {
 		if got := serve(c.h, c.body); got != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
 		}
 	}
 	var n int
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE user_id = 'u7' AND active`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("sessions of u7 after an open: %d (%v), want 1", n, err)
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE user_id = 'u7' AND active`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("sessions of u7 after two opens: %d (%v), want 2", n, err)
 	}
 
 	st.Close()

@@ -23,7 +23,8 @@ const sessionColumns = `id, user_id, user_name, active, open_time, request_time,
 
 // The statements of Create, Get and GetByTokenHash, exported for baselines
 // that must run exactly the engine's SQL (cmd/sessiond-load). SQLInsert
-// takes the columns of SQLColumns in order.
+// takes the columns of SQLColumns in order; a Create of a user's session
+// sends SQLLockUser, SQLInsert and SQLCrowded in one batch.
 const (
 	SQLColumns    = sessionColumns
 	SQLGet        = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
@@ -115,9 +116,9 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int)
 		// once the lock is held), so that of two concurrent Creates of a
 		// user the later counts both.
 		b := &pgx.Batch{}
-		b.Queue(sqlLockUser, sess.APIKeyID, sess.UserID)
+		b.Queue(SQLLockUser, sess.APIKeyID, sess.UserID)
 		b.Queue(SQLInsert, args...)
-		b.Queue(sqlCrowded, sess.APIKeyID, sess.UserID, userMin).QueryRow(func(row pgx.Row) error {
+		b.Queue(SQLCrowded, sess.APIKeyID, sess.UserID, userMin).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&crowded)
 		})
 		err = s.pool.SendBatch(ctx, b).Close()
@@ -128,12 +129,12 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int)
 	return crowded, err
 }
 
-// sqlLockUser takes a user's lock until the end of the transaction (the
-// two-key form, under a class of its own), and sqlCrowded counts the
+// SQLLockUser takes a user's lock until the end of the transaction (the
+// two-key form, under a class of its own), and SQLCrowded counts the
 // user's active sessions against userMin.
 const (
-	sqlLockUser = `SELECT pg_advisory_xact_lock(` + lockClassUser + `, hashtext($1 || chr(1) || $2))`
-	sqlCrowded  = `SELECT count(*) >= $3 FROM sessions WHERE active AND api_key_id = $1 AND user_id = $2`
+	SQLLockUser = `SELECT pg_advisory_xact_lock(` + lockClassUser + `, hashtext($1 || chr(1) || $2))`
+	SQLCrowded  = `SELECT count(*) >= $3 FROM sessions WHERE active AND api_key_id = $1 AND user_id = $2`
 )
 
 // lockClassUser is the first key of the users' advisory locks.
