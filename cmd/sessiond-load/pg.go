@@ -271,7 +271,7 @@ func (b *bareDB) open(fixed []byte) http.Handler {
 		now := time.Now()
 		args := []any{sessiond.NewID(), user, "Load", true, now, now, (*time.Time)(nil),
 			(*time.Time)(nil), "", "127.0.0.1", "load", []byte(nil), data,
-			"", sessiond.HashSecret(sessiond.NewSecret())}
+			"", sessiond.HashSecret(sessiond.NewSecret()), postgres.RequestBucket(now)}
 		var err error
 		if b.insertOnly {
 			_, err = b.pool.Exec(r.Context(), engineInsert, args...)

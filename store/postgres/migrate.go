@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,6 +17,10 @@ import (
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// migrateTimeout bounds the migration of a schema, waiting for another
+// instance's included.
+const migrateTimeout = 10 * time.Minute
 
 // migration is one numbered schema change.
 type migration struct {
@@ -63,7 +68,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		return sessiond.Internal(err)
 	}
 	known := all[len(all)-1].version
-	ctx, cancel := s.op(ctx)
+	// Not the operation timeout: a migration may rewrite a large table
+	// (002 does, once), and instances starting meanwhile wait for its lock.
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, migrateTimeout))
 	defer cancel()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var schema *string

@@ -23,15 +23,23 @@ const sessionColumns = `id, user_id, user_name, active, open_time, request_time,
 
 // The statements of Create, Get and GetByTokenHash, exported for baselines
 // that must run exactly the engine's SQL (cmd/sessiond-load). SQLInsert
-// takes the columns of SQLColumns in order; a Create of a user's session
-// sends SQLLockUser, SQLInsert and SQLCrowded in one batch.
+// takes the columns of SQLColumns in order, then RequestBucket of the
+// request time; a Create of a user's session sends SQLLockUser, SQLInsert
+// and SQLCrowded in one batch.
 const (
 	SQLColumns    = sessionColumns
 	SQLGet        = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	SQLGetByToken = `SELECT ` + sessionColumns + ` FROM sessions WHERE token_hash = $1`
-	SQLInsert     = `INSERT INTO sessions (` + sessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	SQLInsert     = `INSERT INTO sessions (` + sessionColumns + `, request_bucket)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 )
+
+// RequestBucket is the request_bucket column of a session used at t: t cut
+// down to its minute. The idle sweep's index holds it instead of
+// request_time, so that a touch, which sets request_time every second the
+// session is in use, changes an indexed column at most once a minute and
+// is otherwise a HOT update (migration 002).
+func RequestBucket(t time.Time) time.Time { return t.Truncate(time.Minute) }
 
 // scanSession reads one row of sessionColumns.
 func scanSession(row pgx.Row) (*sessiond.Session, error) {
@@ -103,7 +111,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, userMin int)
 	defer cancel()
 	args := []any{sess.ID, sess.UserID, sess.UserName, sess.Active, sess.OpenTime, sess.RequestTime, nullTime(sess.CloseTime),
 		nullTime(sess.ExpireTime), sess.CloseReason, sess.Address, sess.Client, nullBytes(sess.User), nullBytes(sess.Data),
-		sess.APIKeyID, tokenParam(sess.TokenHash)}
+		sess.APIKeyID, tokenParam(sess.TokenHash), RequestBucket(sess.RequestTime)}
 	var (
 		crowded bool
 		err     error
@@ -207,10 +215,10 @@ func (s *Store) Update(ctx context.Context, id string, fn sessiond.UpdateFunc) (
 		next.ID, next.TokenHash = cur.ID, cur.TokenHash
 		_, err = tx.Exec(ctx, `UPDATE sessions SET user_id = $2, user_name = $3, active = $4, open_time = $5,
 			request_time = $6, close_time = $7, expire_time = $8, close_reason = $9, address = $10, client = $11,
-			user_json = $12, data = $13, api_key_id = $14 WHERE id = $1`,
+			user_json = $12, data = $13, api_key_id = $14, request_bucket = $15 WHERE id = $1`,
 			next.ID, next.UserID, next.UserName, next.Active, next.OpenTime, next.RequestTime, nullTime(next.CloseTime),
 			nullTime(next.ExpireTime), next.CloseReason, next.Address, next.Client, nullBytes(next.User),
-			nullBytes(next.Data), next.APIKeyID)
+			nullBytes(next.Data), next.APIKeyID, RequestBucket(next.RequestTime))
 		out = next
 		return err
 	})
@@ -368,18 +376,19 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	times := make([]time.Time, len(ids))
+	times, buckets := make([]time.Time, len(ids)), make([]time.Time, len(ids))
 	for i, id := range ids {
 		times[i] = latest[id]
+		buckets[i] = RequestBucket(times[i])
 	}
 	// Chunks in id order, each bounded by the operation timeout on its
 	// own: a flush of a busy second can hold more rows than one bound fits.
 	for len(ids) > 0 {
 		n := min(len(ids), touchChunk)
-		if err := s.touch(ctx, ids[:n], times[:n]); err != nil {
+		if err := s.touch(ctx, ids[:n], times[:n], buckets[:n]); err != nil {
 			return err
 		}
-		ids, times = ids[n:], times[n:]
+		ids, times, buckets = ids[n:], times[n:], buckets[n:]
 	}
 	return nil
 }
@@ -387,13 +396,16 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 // touchChunk is how many sessions one statement of Touch updates.
 const touchChunk = 5000
 
-func (s *Store) touch(ctx context.Context, ids []string, times []time.Time) error {
+// touch sets the request times of one chunk. Within a minute it changes no
+// indexed column (request_bucket moves once a minute), so each row's update
+// is HOT when its page has room: no index entry is written.
+func (s *Store) touch(ctx context.Context, ids []string, times, buckets []time.Time) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	return s.wrap(retry(ctx, func() error {
-		_, err := s.pool.Exec(ctx, `UPDATE sessions s SET request_time = t.time
-			FROM unnest($1::text[], $2::timestamptz[]) AS t(id, time)
-			WHERE s.id = t.id AND s.active AND s.request_time < t.time`, ids, times)
+		_, err := s.pool.Exec(ctx, `UPDATE sessions s SET request_time = t.time, request_bucket = t.bucket
+			FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS t(id, time, bucket)
+			WHERE s.id = t.id AND s.active AND s.request_time < t.time`, ids, times, buckets)
 		return err
 	}))
 }
@@ -443,7 +455,7 @@ func (s *Store) CloseExpired(ctx context.Context, now time.Time, idle time.Durat
 	idleBound, nowBound := ceilMicro(now.Add(-idle)), ceilMicro(now)
 	return s.batches(ctx, `WITH dead AS (
 			SELECT id FROM sessions
-			WHERE active AND (request_time < $1 OR expire_time < $2)
+			WHERE active AND ((request_bucket < $1 AND request_time < $1) OR expire_time < $2)
 			LIMIT $4 FOR UPDATE SKIP LOCKED)
 		UPDATE sessions s SET active = false, close_reason = '`+sessiond.ReasonExpired+`',
 			close_time = least(s.request_time + $3::bigint * interval '1 microsecond', s.expire_time),
