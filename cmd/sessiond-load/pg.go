@@ -259,9 +259,10 @@ func (b *bareDB) verify(fixed []byte) http.Handler {
 }
 
 // open answers {"user_id":...} with the engine's Create of a new session
-// of that user, with what the open scenario's requests carry: one
-// autocommit INSERT, durable as the engine's (the server's
-// synchronous_commit).
+// of that user, with what the open scenario's requests carry: the user's
+// lock, the INSERT and the count in one batch and one implicit
+// transaction (or, insertOnly, one autocommit INSERT), durable as the
+// engine's (the server's synchronous_commit).
 func (b *bareDB) open(fixed []byte) http.Handler {
 	// What the Service passes Create: the default per-user limit, plus one.
 	userMin := config.Default().MaxUserSessions + 1

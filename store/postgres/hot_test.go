@@ -90,8 +90,11 @@ func TestTouchIsHOT(t *testing.T) {
 	// The touches were written, and the sweep's column followed them.
 	s = open(t, u, postgres.Options{})
 	got, err := s.Get(t.Context(), "s0000")
-	if err != nil || !got.RequestTime.Equal(base.Add(70*time.Second)) {
-		t.Errorf("request time after the touches: %v (%v), want %v", got.RequestTime, err, base.Add(70*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.RequestTime.Equal(base.Add(70 * time.Second)) {
+		t.Errorf("request time after the touches: %v, want %v", got.RequestTime, base.Add(70*time.Second))
 	}
 	bucket, err := pgx.CollectExactlyOneRow(query(t, u, `SELECT request_bucket FROM sessions WHERE id = 's0000'`),
 		pgx.RowTo[time.Time])
