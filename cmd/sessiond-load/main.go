@@ -491,8 +491,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			}
 			pgInsert.insertOnly = true
 			refs = withPG(T(0), func() http.Handler { return pgOpen.open(fixed) }, post("/", openBody, ""), 0.8)
-			refs = withPG(refs, func() http.Handler { return pgInsert.open(fixed) }, post("/", openBody, ""), 0)
-			refs[len(refs)-1].name = "bare pgx INSERT"
+			refs = append(refs, baseline{"bare pgx INSERT", serve(pgInsert.open(fixed)), post("/", openBody, ""), 0})
 		}
 		if rd != nil {
 			// On Redis too: against the engine's create commands alone.

@@ -159,7 +159,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	for _, sql := range []string{
 		string(v1),
-		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+		postgres.SQLMigrationsTable,
 		`INSERT INTO schema_migrations (version) VALUES (1)`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {

@@ -22,6 +22,11 @@ var migrationFiles embed.FS
 // instance's included.
 const migrateTimeout = 10 * time.Minute
 
+// sqlMigrationsTable creates the table of the applied versions.
+const sqlMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    integer PRIMARY KEY,
+	applied_at timestamptz NOT NULL DEFAULT now())`
+
 // migration is one numbered schema change.
 type migration struct {
 	version int
@@ -84,9 +89,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sessiond.migrate.' || $1, 0))`, s.schema); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version    integer PRIMARY KEY,
-			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		if _, err := tx.Exec(ctx, sqlMigrationsTable); err != nil {
 			return err
 		}
 		var current int
