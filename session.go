@@ -333,6 +333,32 @@ type IDChooser interface {
 	NewSessionID(apiKeyID, userID string) string
 }
 
+// MultiGetter is implemented by engines that read many sessions in one
+// trip to the store (the cache's background refresh). GetMany returns the
+// sessions of ids that exist, in any order.
+type MultiGetter interface {
+	GetMany(ctx context.Context, ids []string) ([]*Session, error)
+}
+
+// GetMany returns the sessions of ids that exist in st, in one trip when st
+// is a MultiGetter, else by one Get per id.
+func GetMany(ctx context.Context, st Store, ids []string) ([]*Session, error) {
+	if mg, ok := st.(MultiGetter); ok {
+		return mg.GetMany(ctx, ids)
+	}
+	var found []*Session
+	for _, id := range ids {
+		sess, err := st.Get(ctx, id)
+		switch {
+		case err == nil:
+			found = append(found, sess)
+		case ErrorCode(err) != ENOTFOUND:
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
 // Clock tells the time. Tests use a fake one.
 type Clock interface {
 	Now() time.Time

@@ -61,8 +61,9 @@ type Main struct {
 	// MetricsOptions tune the metrics (their Log defaults to Log).
 	MetricsOptions metrics.Options
 
-	// Store is opened by Open from Config.Store, unless set before. The
-	// Service reads it through the metrics' timing decorator.
+	// Store is opened by Open from Config.Store, unless set before; either
+	// way Open puts the metrics' timing decorator around the engine (under
+	// a shared engine's cache), and the Service reads it.
 	Store   sessiond.Store
 	Service *sessiond.Service
 	Dirs    *sessiondir.Dirs
@@ -144,11 +145,13 @@ func (m *Main) Open() error {
 	m.accessLog.Store(cfg.AccessLog)
 	m.trustedInternal = cfg.InternalListen != ""
 	if m.Store == nil {
-		if m.Store, err = openStore(cfg, m.Log, m.instance()); err != nil {
+		if m.Store, err = openStore(cfg, m.Log, m.instance(), m.Metrics.Store); err != nil {
 			return err
 		}
+	} else {
+		m.Store = m.Metrics.Store(m.Store)
 	}
-	m.Service = sessiond.NewService(m.Metrics.Store(m.Store), m.Clock, sessiond.Config{
+	m.Service = sessiond.NewService(m.Store, m.Clock, sessiond.Config{
 		IdleTimeout:      cfg.IdleTimeout,
 		Retention:        cfg.Retention,
 		SweepInterval:    cfg.SweepInterval,
@@ -475,16 +478,24 @@ func trustedRoute(w http.ResponseWriter, r *http.Request, cmd, rst http.Handler)
 // filesPrefix is where the session files API is served.
 const filesPrefix = "/api/v1/session/files/"
 
-func openStore(cfg config.Config, log *slog.Logger, instance string) (sessiond.Store, error) {
+// openStore opens the engine of cfg.Store with timed (the metrics' timing
+// decorator) around the engine itself: under the per-instance cache of a
+// shared engine, so that the store's latency histogram counts trips to the
+// store, not cache hits.
+func openStore(cfg config.Config, log *slog.Logger, instance string, timed func(sessiond.Store) sessiond.Store) (sessiond.Store, error) {
 	switch name := storeName(cfg.Store); name {
 	case "embedded":
 		cached := cfg.CacheSessions
 		if cached == 0 {
 			cached = -1 // embedded.Options: negative disables
 		}
-		return embedded.Open(cfg.DataDir, embedded.Options{CachedSessions: cached, Log: log})
+		st, err := embedded.Open(cfg.DataDir, embedded.Options{CachedSessions: cached, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		return timed(st), nil
 	case "memory":
-		return memory.New(), nil
+		return timed(memory.New()), nil
 	case "postgres", "postgresql":
 		// Many instances share the database: each serves verify, get and
 		// the gateway from its own cache, which the event stream (LISTEN/
@@ -495,7 +506,7 @@ func openStore(cfg config.Config, log *slog.Logger, instance string) (sessiond.S
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", config.Redact(cfg.Store), err)
 		}
-		return cache.New(pg, cache.Options{}), nil
+		return cache.New(timed(pg), cache.Options{}), nil
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		// As PostgreSQL: a per-instance cache kept right by the stream
 		// (sharded pub/sub and a log per shard).
@@ -506,7 +517,7 @@ func openStore(cfg config.Config, log *slog.Logger, instance string) (sessiond.S
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", config.Redact(cfg.Store), err)
 		}
-		return cache.New(rs, cache.Options{}), nil
+		return cache.New(timed(rs), cache.Options{}), nil
 	default:
 		return nil, fmt.Errorf("store %s is not supported by this build yet", name)
 	}

@@ -397,6 +397,46 @@ func TestMetricsTwoInstancesOnPostgres(t *testing.T) {
 	}
 }
 
+// On a shared engine the store's histogram counts trips to the store, not
+// the cache's hits: ten reads of one session on another instance are one
+// store read; on the memory engine, which has no cache, they are ten.
+func TestStoreMetricsCountTripsNotCacheHits(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store string
+		max   float64 // store reads for the ten reads
+		min   float64
+	}{
+		{"postgres", pgtest.Schema(t), 2, 1}, // 2: a stream's reconnection drops the cache
+		{"memory", "memory", 10, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startWith(t, nil, func(c *config.Config) { c.Store = tc.store })
+			b := a
+			if tc.store != "memory" {
+				// Opened on another instance, so that b's cache starts empty.
+				b = startWith(t, nil, func(c *config.Config) { c.Store = tc.store })
+			}
+			_, _, body := do(t, call{"POST", "http://" + a.PublicAddr() + "/v1/sessions/open_session", `{"user_id":"u"}`, nil})
+			var opened struct{ ID string }
+			if err := json.Unmarshal(body, &opened); err != nil || opened.ID == "" {
+				t.Fatalf("open: %s", body)
+			}
+			before := value(scrape(t, b), "sessiond_store_duration_seconds", "method", "get")
+			for i := 0; i < 10; i++ {
+				if code, _, body := do(t, call{"POST", "http://" + b.PublicAddr() + "/v1/sessions/get_session_by_id",
+					`{"session_id":"` + opened.ID + `"}`, nil}); code != 200 {
+					t.Fatalf("get: %d %s", code, body)
+				}
+			}
+			got := value(scrape(t, b), "sessiond_store_duration_seconds", "method", "get") - before
+			if got < tc.min || got > tc.max {
+				t.Errorf("store gets for 10 reads = %v, want %v to %v", got, tc.min, tc.max)
+			}
+		})
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex

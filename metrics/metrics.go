@@ -11,7 +11,8 @@
 //     called by the httpx middleware), authentication failures per API
 //     (AuthFailed, called by the limiters), gateway requests, latency and
 //     errors per route (Forwarded, called by the gateway);
-//   - the store: each method timed by a decorator (Store).
+//   - the store: each method of the engine timed by a decorator (Store),
+//     under the cache of a shared engine, so that hits cost no observation.
 //
 // Label values are bounded: API names, status classes, close reasons,
 // store methods and the configured gateway route prefixes; never a session

@@ -87,10 +87,13 @@ func TestEventsOwnOriginCountedOthersLag(t *testing.T) {
 	}
 }
 
-// The timing decorator keeps the optional interfaces the Service relies
-// on: none for the memory engine; Streamer and IDChooser for the cached
-// PostgreSQL engine, whose events then still cross instances.
+// The timing decorator keeps the optional interfaces the Service and the
+// cache rely on, and adds none: none for the memory engine; Streamer for
+// the PostgreSQL engine, whose events then still cross instances through
+// the cache above it; IDChooser for an engine that chooses ids. GetMany is
+// timed on all, one call for the batch.
 func TestStoreKeepsOptionalInterfaces(t *testing.T) {
+	ctx := context.Background()
 	m, _ := newMetrics(t, Options{})
 	mem := m.Store(memory.New())
 	if _, ok := mem.(sessiond.Streamer); ok {
@@ -99,38 +102,60 @@ func TestStoreKeepsOptionalInterfaces(t *testing.T) {
 	if _, ok := mem.(sessiond.IDChooser); ok {
 		t.Error("the memory store became an IDChooser")
 	}
+	if _, err := mem.Create(ctx, &sessiond.Session{ID: "m1", Active: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sessiond.GetMany(ctx, mem, []string{"m1", "nobody"}); err != nil || len(got) != 1 || got[0].ID != "m1" {
+		t.Fatalf("GetMany on memory: %v, %v; want m1 alone", got, err)
+	}
 
-	pg, err := postgres.Open(context.Background(), pgtest.Schema(t), postgres.Options{Origin: "a"})
+	pg, err := postgres.Open(ctx, pgtest.Schema(t), postgres.Options{Origin: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner := cache.New(pg, cache.Options{})
-	defer inner.Close()
-	timed := m.Store(inner)
+	timed := m.Store(pg)
+	cached := cache.New(timed, cache.Options{})
+	defer cached.Close()
 	st, ok := timed.(sessiond.Streamer)
-	if !ok || st.Stream() != inner.Stream() {
-		t.Fatal("the cached PostgreSQL store lost its Streamer")
+	if !ok || st.Stream() != pg.Stream() || cached.Stream() != pg.Stream() {
+		t.Fatal("the PostgreSQL store lost its Streamer")
 	}
-	ch, ok := timed.(sessiond.IDChooser)
+	if _, ok := timed.(sessiond.IDChooser); ok {
+		t.Error("the PostgreSQL store became an IDChooser")
+	}
+	ch, ok := m.Store(chooser{memory.New()}).(sessiond.IDChooser)
 	if !ok {
-		t.Fatal("the cached PostgreSQL store lost its IDChooser")
+		t.Fatal("an IDChooser lost its NewSessionID")
 	}
-	if id := ch.NewSessionID("", "u"); len(id) != 32 {
-		t.Errorf("NewSessionID = %q", id)
+	if id := ch.NewSessionID("", "u"); id != "chosen" {
+		t.Errorf("NewSessionID = %q, want the engine's", id)
 	}
 	// Calls are timed per method; a not-found is an answer, not a failure.
-	if _, err := timed.Get(context.Background(), strings.Repeat("0", 32)); !sessiond.IsNotFound(err) {
+	if _, err := timed.Get(ctx, strings.Repeat("0", 32)); !sessiond.IsNotFound(err) {
 		t.Fatalf("Get of a missing session: %v", err)
+	}
+	if _, err := sessiond.GetMany(ctx, timed, []string{strings.Repeat("0", 32)}); err != nil {
+		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(m.storeLatency, "sessiond_store_duration_seconds"); n != numStoreMethods {
 		t.Errorf("%d store methods timed, want %d", n, numStoreMethods)
 	}
-	var h dto.Metric
-	m.storeLatency.WithLabelValues("get").(prometheus.Histogram).Write(&h)
-	if h.GetHistogram().GetSampleCount() != 1 || testutil.ToFloat64(m.storeErrors.WithLabelValues("get")) != 0 {
-		t.Errorf("get: %d calls, %v errors; want 1 call, 0 errors", h.GetHistogram().GetSampleCount(), testutil.ToFloat64(m.storeErrors.WithLabelValues("get")))
+	for _, c := range []struct {
+		method string
+		calls  uint64
+	}{{"get", 1}, {"get_many", 2}} {
+		var h dto.Metric
+		m.storeLatency.WithLabelValues(c.method).(prometheus.Histogram).Write(&h)
+		if n, errs := h.GetHistogram().GetSampleCount(), testutil.ToFloat64(m.storeErrors.WithLabelValues(c.method)); n != c.calls || errs != 0 {
+			t.Errorf("%s: %d calls, %v errors; want %d calls, 0 errors", c.method, n, errs, c.calls)
+		}
 	}
 }
+
+// chooser is an engine that chooses its sessions' ids.
+type chooser struct{ *memory.Store }
+
+func (chooser) NewSessionID(apiKeyID, userID string) string { return "chosen" }
 
 // The active sessions gauge reads the store, and reuses the figure for
 // ActiveTTL.

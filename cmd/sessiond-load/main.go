@@ -30,6 +30,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -365,18 +366,20 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			dbCPU, dbName = func() time.Duration { return processCPU(pids) }, "Redis's"
 		}
 	}
-	loadPG := func(addr string, c int, d time.Duration, build builder) (float64, time.Duration, time.Duration) {
+	loadPG := func(addr string, c int, d time.Duration, build builder, want []byte) (float64, time.Duration, time.Duration) {
 		if dbCPU == nil {
-			n, cpu := load(addr, c, d, build)
+			n, cpu := load(addr, c, d, build, want)
 			return n, cpu, 0
 		}
 		db0 := dbCPU()
-		n, cpu := load(addr, c, d, build)
+		n, cpu := load(addr, c, d, build, want)
 		return n, cpu, time.Duration(float64(dbCPU()-db0) / max(n*d.Seconds(), 1))
 	}
 
 	var results []result
-	measure := func(key, name string, refs []baseline, addr string, b builder, c int) {
+	// measure runs the scenario (requests b to addr over c connections,
+	// whose good answers hold want) against its baselines.
+	measure := func(key, name string, refs []baseline, addr string, b builder, want string, c int) {
 		// Each round measures the baselines and the scenario back to
 		// back, in alternating order (baselines first, then scenario
 		// first), and its ratios compare them: the machine's load drifts
@@ -390,14 +393,14 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			scenario := func() {
 				stop := profile(key + "." + strconv.Itoa(i+1))
 				var n float64
-				n, cpu, dbCPU = loadPG(addr, c, duration, b)
+				n, cpu, dbCPU = loadPG(addr, c, duration, b, []byte(want))
 				ops = append(ops, n)
 				stop()
 			}
 			baselines := func(order []int) {
 				for _, j := range order {
 					stop := profile(key + "." + strings.ReplaceAll(refs[j].name, " ", "-") + "." + strconv.Itoa(i+1))
-					n, cpu, db := loadPG(refs[j].addr, c, duration, refs[j].req)
+					n, cpu, db := loadPG(refs[j].addr, c, duration, refs[j].req, nil)
 					stop()
 					refOps[j] = append(refOps[j], n)
 					refCPU[j], refDB[j] = cpu, db
@@ -445,7 +448,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 	if enabled("get1k") {
 		refs := withPG(T(0.8), func() http.Handler { return pg.get(fixed) }, post("/", idBody(ids), ""), 0)
 		refs = withRedis(refs, func() http.Handler { return rd.get(fixed) }, post("/", idBody(ids), ""), 0)
-		measure("get1k", "get_session_by_id, 1k stored", refs, sd, getReq(ids), conns)
+		measure("get1k", "get_session_by_id, 1k stored", refs, sd, getReq(ids), `"active":true`, conns)
 	}
 	if enabled("open") {
 		openBody := func(r *rand.Rand) string {
@@ -497,7 +500,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 			// On Redis too: against the engine's create commands alone.
 			refs = withRedis(T(0), func() http.Handler { return rd.open(fixed) }, post("/", openBody, ""), 0.8)
 		}
-		measure("open", "open_session, durable, 64 clients", refs, om.PublicAddr(), open, 64)
+		measure("open", "open_session, durable, 64 clients", refs, om.PublicAddr(), open, `"active":true`, 64)
 		if err := om.Close(); err != nil {
 			return err
 		}
@@ -510,7 +513,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		tokenReq := post("/", func(r *rand.Rand) string { return `{"token":"` + tokens[r.IntN(len(tokens))] + `"}` }, "")
 		refs := withPG(T(0.8), func() http.Handler { return pg.verify(fixed) }, tokenReq, 0)
 		refs = withRedis(refs, func() http.Handler { return rd.verify(fixed) }, tokenReq, 0)
-		measure("verify", "session.verify_session_token", refs, sd, verify, conns)
+		measure("verify", "session.verify_session_token", refs, sd, verify, `"result":{"active":true}`, conns)
 	}
 	if enabled("gateway") {
 		gw := func(r *rand.Rand, b []byte) []byte {
@@ -521,14 +524,14 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		plain := func(r *rand.Rand, b []byte) []byte {
 			return append(b, "GET /up/v1/ping?x=1 HTTP/1.1\r\nHost: load\r\n\r\n"...)
 		}
-		direct, _ := load(upstream, conns, duration, plain)
+		direct, _ := load(upstream, conns, duration, plain, nil)
 		fmt.Printf("  (direct upstream, no proxy: %.0f ops/s)\n", direct)
 		// On PostgreSQL, bare pgx is the bare ReverseProxy after the
 		// engine's SELECT of the token: a gateway without a cache.
 		refs := withPG([]baseline{{"bare ReverseProxy", bareProxy, plain, 0.85}},
 			func() http.Handler { return pg.gateway(bareProxyHandler) }, gw, 0)
 		refs = withRedis(refs, func() http.Handler { return rd.gateway(bareProxyHandler) }, gw, 0)
-		measure("gateway", "gateway GET, trivial upstream", refs, sd, gw, conns)
+		measure("gateway", "gateway GET, trivial upstream", refs, sd, gw, "ok\n", conns)
 	}
 	if enabled("getlarge") && large > len(ids) {
 		start := time.Now()
@@ -564,7 +567,7 @@ func run(duration time.Duration, conns, rounds, large int, settle time.Duration,
 		fmt.Printf("  (Go heap in use with %s sessions stored: %d MiB)\n", human(large), ms.HeapInuse>>20)
 		refs := withPG(T(0.75), func() http.Handler { return pg.get(fixed) }, post("/", idBody(all), ""), 0)
 		refs = withRedis(refs, func() http.Handler { return rd.get(fixed) }, post("/", idBody(all), ""), 0)
-		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)), refs, sd, getReq(all), conns)
+		measure("getlarge", fmt.Sprintf("get_session_by_id, %s stored", human(large)), refs, sd, getReq(all), `"active":true`, conns)
 	}
 
 	fmt.Println()
@@ -639,11 +642,14 @@ func prefill(ctx context.Context, svc *sessiond.Service, keyID string, n int, id
 type builder func(r *rand.Rand, b []byte) []byte
 
 // load runs c keep-alive connections against addr for d and returns the
-// rate of 2xx responses per second and the process's CPU time (user and
-// system: load generator and servers together) per 2xx response. Each
-// connection sends a request, reads the whole response, and repeats.
-func load(addr string, c int, d time.Duration, build builder) (float64, time.Duration) {
-	var ok, bad atomic.Int64
+// rate of good responses per second and the process's CPU time (user and
+// system: load generator and servers together) per good response. Each
+// connection sends a request, reads the whole response, and repeats. A
+// good response is a 2xx whose body holds want (any body when want is
+// nil): a JSON-RPC error comes in a 200, and must not count as served.
+func load(addr string, c int, d time.Duration, build builder, want []byte) (float64, time.Duration) {
+	var ok, bad, wrong atomic.Int64
+	var sample atomic.Pointer[string] // the first wrong answer's body
 	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -656,6 +662,7 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 			var conn net.Conn
 			var br *bufio.Reader
 			buf := make([]byte, 0, 1024)
+			var body bytes.Buffer
 			for time.Now().Before(deadline) && !stopping.Load() {
 				if conn == nil {
 					var err error
@@ -680,12 +687,18 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 					bad.Add(1)
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
+				body.Reset()
+				body.ReadFrom(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-					ok.Add(1)
-				} else {
+				switch {
+				case resp.StatusCode < 200 || resp.StatusCode >= 300:
 					bad.Add(1)
+				case want != nil && !bytes.Contains(body.Bytes(), want):
+					wrong.Add(1)
+					b := body.String()
+					sample.CompareAndSwap(nil, &b)
+				default:
+					ok.Add(1)
 				}
 			}
 			if conn != nil {
@@ -697,6 +710,9 @@ func load(addr string, c int, d time.Duration, build builder) (float64, time.Dur
 	haltIfStopping()
 	if n := bad.Load(); n > 0 {
 		fmt.Printf("  (%s: %d failed requests)\n", addr, n)
+	}
+	if n := wrong.Load(); n > 0 {
+		fmt.Printf("  (%s: %d answers without %q, not counted; the first: %.200q)\n", addr, n, want, *sample.Load())
 	}
 	n := ok.Load()
 	return float64(n) / time.Since(start).Seconds(), (cpuTime() - cpu0) / time.Duration(max(n, 1))

@@ -22,7 +22,7 @@
 //     verify's lookup CPU on PostgreSQL went to those reads, made by the
 //     requests themselves, before). The background reads are batched: one
 //     goroutine gathers the ids due for ten milliseconds and reads them in
-//     one trip when the engine can (MultiGetter), so a thousand hot
+//     one trip when the engine can (sessiond.MultiGetter), so a thousand hot
 //     sessions cost a few dozen store reads a second, not a thousand
 //     (measured: verify 0.67–0.72 of T on PostgreSQL with one read per
 //     session, 0.78–0.79 with none). Past twice MaxAge an entry is never
@@ -110,13 +110,6 @@ type Store struct {
 	closing     context.Context
 	endRefresh  context.CancelFunc
 	refreshDone chan struct{}
-}
-
-// MultiGetter is implemented by engines that read many sessions in one
-// trip to the store; the background refresh uses it when inner has it.
-// GetMany returns the sessions of ids that exist, in any order.
-type MultiGetter interface {
-	GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error)
 }
 
 type entry struct {
@@ -296,22 +289,9 @@ func (s *Store) refresh(ids []string) {
 	}
 	ctx, cancel := context.WithTimeout(s.closing, refreshTimeout)
 	defer cancel()
-	var found []*sessiond.Session
-	if mg, ok := s.inner.(MultiGetter); ok {
-		var err error
-		if found, err = mg.GetMany(ctx, ids); err != nil {
-			return
-		}
-	} else {
-		for _, id := range ids {
-			sess, err := s.inner.Get(ctx, id)
-			switch {
-			case err == nil:
-				found = append(found, sess)
-			case sessiond.ErrorCode(err) != sessiond.ENOTFOUND:
-				return
-			}
-		}
+	found, err := sessiond.GetMany(ctx, s.inner, ids)
+	if err != nil {
+		return
 	}
 	seen := make(map[string]bool, len(found))
 	for _, sess := range found {

@@ -175,7 +175,7 @@ func (s *Store) getOne(ctx context.Context, query string, arg any, missing error
 }
 
 // GetMany returns the sessions of ids that exist, in one statement (the
-// cache's background refresh, store/cache.MultiGetter).
+// cache's background refresh, sessiond.MultiGetter).
 func (s *Store) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()

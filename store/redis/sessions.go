@@ -141,7 +141,7 @@ func (s *Store) read(ctx context.Context, id string) (*sessiond.Session, int64, 
 }
 
 // GetMany returns the sessions of ids that exist, in one pipeline (the
-// cache's background refresh, store/cache.MultiGetter).
+// cache's background refresh, sessiond.MultiGetter).
 func (s *Store) GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()

@@ -17,7 +17,6 @@ package storetest
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -249,11 +248,11 @@ func sameIDs(got, want []string) bool {
 
 func ptr[T any](v T) *T { return &v }
 
-// MultiGetter is the optional batch read of shared engines (the cache's
-// refresh, store/cache.MultiGetter).
+// MultiGetter is an engine with the optional batch read of shared engines
+// (sessiond.MultiGetter, the cache's refresh).
 type MultiGetter interface {
 	sessiond.Store
-	GetMany(ctx context.Context, ids []string) ([]*sessiond.Session, error)
+	sessiond.MultiGetter
 }
 
 // GetMany checks an engine's GetMany on the empty store s: it returns
