@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"sessiond"
 	"sessiond/store/embedded"
 	"sessiond/store/postgres"
@@ -157,12 +155,7 @@ func benchStore(b *testing.B, n int) sessiond.Store {
 	if pgURL != "" {
 		// As autovacuum would soon after a million inserts: counts are
 		// index-only scans once the pages are marked all-visible.
-		conn, err := pgx.Connect(b.Context(), pgURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(b.Context(), `VACUUM (ANALYZE) sessions`); err != nil {
+		if _, err := pgtest.Conn(b, pgURL).Exec(b.Context(), `VACUUM (ANALYZE) sessions`); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"sessiond"
 	"sessiond/store/postgres"
 	"sessiond/store/postgres/pgtest"
@@ -83,11 +81,7 @@ func TestBareDB(t *testing.T) {
 	st.Close()
 	b.Close()
 	schemas.dropAll()
-	conn, err := pgx.Connect(ctx, pgtest.BaseURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Conn(t, pgtest.BaseURL())
 	var left int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)`,
 		[]string{name, b.schema}).Scan(&left); err != nil || left != 0 {

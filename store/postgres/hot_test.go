@@ -151,11 +151,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Conn(t, u)
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	for _, sql := range []string{
 		string(v1),

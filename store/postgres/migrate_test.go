@@ -18,12 +18,7 @@ func query(t *testing.T, url, sql string, args ...any) pgx.Rows {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	t.Cleanup(cancel)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	rows, err := conn.Query(ctx, sql, args...)
+	rows, err := pgtest.Conn(t, url).Query(ctx, sql, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"sessiond"
 	"sessiond/store/postgres/pgtest"
 )
@@ -19,11 +17,7 @@ func TestPublishLeavesSynchronousCommit(t *testing.T) {
 	url := pgtest.Schema(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Conn(t, url)
 	var want string
 	if err := conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&want); err != nil {
 		t.Fatal(err)

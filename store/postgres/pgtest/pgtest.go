@@ -48,6 +48,20 @@ func Schema(t testing.TB) string {
 	return SchemaOn(t, BaseURL())
 }
 
+// Conn opens a connection of the test's own to u (a Schema's URL, or
+// BaseURL), closed when the test ends.
+func Conn(t testing.TB, u string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatalf("pgtest: connecting to %s: %v", redact(u), err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // SchemaOn is Schema on the database at base (for example a private
 // server's URL).
 func SchemaOn(t testing.TB, base string) string {
